@@ -1,0 +1,108 @@
+"""The one switch: ``CONTRAIL_ENV`` picks the environment and everything follows from it here.
+
+``local`` (the default) is the embedded stack: an AWS API emulator (moto server), an MLflow
+server on SQLite and Airflow on SQLite, all on loopback, with state under ``.contrail/``.
+``aws`` is real S3 / EMR / MLflow; endpoints and credentials then come only from Airflow
+connections (``aws_default``, ``mlflow_default``) or the standard AWS environment.
+
+Nothing here touches the network: DAG files may call :func:`load_settings` at parse time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Mapping
+
+Environment = Literal["local", "aws"]
+SparkRunner = Literal["local", "emr", "emr_serverless"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+DATASETS: tuple[str, ...] = ("flights", "weather")
+
+
+@dataclass(frozen=True)
+class Ports:
+    airflow: int = 8080
+    mlflow: int = 5000
+    emulator: int = 4566
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that differs between environments, resolved once."""
+
+    env: Environment
+    bucket: str
+    region: str
+    spark_runner: SparkRunner
+    model_name: str
+    feature_set: str
+    state_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    host: str = "127.0.0.1"
+    aws_conn_id: str = "aws_default"
+    mlflow_conn_id: str = "mlflow_default"
+
+    @property
+    def is_local(self) -> bool:
+        return self.env == "local"
+
+    @property
+    def emulator_url(self) -> str | None:
+        """Endpoint of the AWS API emulator, or None on real AWS."""
+        return f"http://{self.host}:{self.ports.emulator}" if self.is_local else None
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://{self.host}:{self.ports.mlflow}"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{self.host}:{self.ports.airflow}"
+
+    @property
+    def stream_queue(self) -> str:
+        return f"{self.bucket}-stream-events"
+
+    @property
+    def firehose_stream(self) -> str:
+        return f"{self.bucket}-flight-events"
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer port, got {raw!r}") from exc
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve settings from environment variables (defaults give the local stack)."""
+    environ = os.environ if environ is None else environ
+    env = environ.get("CONTRAIL_ENV", "local")
+    if env not in ("local", "aws"):
+        raise ValueError(f"CONTRAIL_ENV must be 'local' or 'aws', got {env!r}")
+    default_runner = "local" if env == "local" else "emr"
+    runner = environ.get("CONTRAIL_SPARK_RUNNER", default_runner)
+    if runner not in ("local", "emr", "emr_serverless"):
+        raise ValueError(f"CONTRAIL_SPARK_RUNNER must be local, emr or emr_serverless, got {runner!r}")
+    return Settings(
+        env=env,  # type: ignore[arg-type]
+        bucket=environ.get("CONTRAIL_BUCKET", "contrail-lake"),
+        region=environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        spark_runner=runner,  # type: ignore[arg-type]
+        model_name=environ.get("CONTRAIL_MODEL_NAME", "flight_delay"),
+        feature_set=environ.get("CONTRAIL_FEATURE_SET", "flights_v1"),
+        state_dir=Path(environ.get("CONTRAIL_STATE_DIR", str(REPO_ROOT / ".contrail"))).resolve(),
+        ports=Ports(
+            airflow=_int(environ, "CONTRAIL_AIRFLOW_PORT", 8080),
+            mlflow=_int(environ, "CONTRAIL_MLFLOW_PORT", 5000),
+            emulator=_int(environ, "CONTRAIL_EMULATOR_PORT", 4566),
+        ),
+    )

@@ -1,0 +1,1 @@
+"""The embedded local stack: AWS emulator, MLflow server and Airflow, all on loopback."""

@@ -1,0 +1,1 @@
+"""contrail Spark jobs: pure transforms, thin entry points, swappable lake I/O."""
