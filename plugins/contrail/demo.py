@@ -1,0 +1,171 @@
+"""``make demo``: start the local stack, play a few days of 2013 through every stage via the
+real Airflow scheduler, stop the stack and print what happened and where to look.
+
+It drives the pipeline only the way a user would: the simulator drops files into
+``incoming/``, the landing DAGs (scheduled, catching up) pick them up, assets trigger
+quality, features and scoring, and training is triggered through the REST API.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from contrail import lake
+from contrail.settings import DATASETS, Settings
+
+DAG_IDS = ["landing_flights", "landing_weather", "quality", "features", "training", "scoring"]
+
+
+@dataclass
+class MemorySampler:
+    """Samples the stack's memory every ``interval`` seconds in a background thread."""
+
+    settings: Settings
+    interval: float = 2.0
+    samples: list[float] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> "MemorySampler":
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from contrail.stack.local import memory_mb
+
+        while not self._stop.is_set():
+            self.samples.append(memory_mb(self.settings))
+            self._stop.wait(self.interval)
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak(self) -> float:
+        return max(self.samples, default=0.0)
+
+
+def _wait_for(predicate, what: str, timeout: float, failure_check=None, poll: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if failure_check:
+            failure_check()
+        time.sleep(poll)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def run_pipeline(settings: Settings, days: list[date], *, timeout: float = 900.0,
+                 log=print) -> dict:
+    """Drive ``days`` through the running stack; returns a summary dict. Raises on failure."""
+    from contrail.simulate import drop_days
+    from contrail.stack.api import AirflowClient
+    from contrail.stack.local import wait_for_dags
+
+    s3 = lake.s3_client(settings)
+    api = AirflowClient.for_local(settings)
+    t0 = time.monotonic()
+    wait_for_dags(settings, DAG_IDS)
+    log(f"[demo] DAGs parsed ({time.monotonic() - t0:.0f}s); dropping {days[0]}..{days[-1]} into incoming/")
+    drop_days(s3, settings.bucket, days)
+    for dag_id in DAG_IDS:
+        api.set_paused(dag_id, False)
+
+    wanted = {d.isoformat() for d in days}
+
+    def failed_runs() -> None:
+        for dag_id in ("landing_flights", "landing_weather", "quality", "features", "scoring"):
+            for run in api.runs(dag_id):
+                logical = (run.get("logical_date") or "")[:10]
+                if run["state"] == "failed" and (dag_id not in ("landing_flights", "landing_weather")
+                                                 or logical in wanted):
+                    raise RuntimeError(f"{dag_id} run {run['dag_run_id']} failed; see the Airflow UI")
+
+    def features_published() -> bool:
+        return all(lake.exists(s3, settings.bucket, lake.features_prefix(settings.feature_set, d) + "_SUCCESS")
+                   for d in days)
+
+    _wait_for(features_published, "features for every demo day", timeout, failed_runs)
+    log(f"[demo] landing → quality → features done ({time.monotonic() - t0:.0f}s); triggering training")
+    run = api.trigger("training", conf={"window_days": len(days), "window_end": days[-1].isoformat(),
+                                        "test_days": 1, "valid_days": 1})
+    _wait_for(lambda: api.request("GET", f"/dags/training/dagRuns/{run['dag_run_id']}")["state"]
+              in ("success", "failed"), "the training run", timeout)
+    state = api.request("GET", f"/dags/training/dagRuns/{run['dag_run_id']}")["state"]
+    if state != "success":
+        raise RuntimeError(f"training run {run['dag_run_id']} {state}; see the Airflow UI")
+
+    def predictions_written() -> bool:
+        return all(any(lake.list_objects(s3, settings.bucket, lake.predictions_prefix(settings.model_name, d)))
+                   for d in days)
+
+    _wait_for(predictions_written, "predictions for every demo day", timeout, failed_runs)
+    log(f"[demo] training → registry → scoring done ({time.monotonic() - t0:.0f}s)")
+    return summarize(settings, days, api, s3)
+
+
+def summarize(settings: Settings, days: list[date], api, s3) -> dict:
+    import mlflow
+
+    runs = {}
+    for dag_id in DAG_IDS:
+        states: dict[str, int] = {}
+        for r in api.runs(dag_id):
+            states[r["state"]] = states.get(r["state"], 0) + 1
+        runs[dag_id] = states
+    zones = {}
+    for zone, prefix_of in (
+        ("landing", lambda d: lake.landing_partition("flights", d)),
+        ("validated", lambda d: lake.validated_pointer_key("flights", d)),
+        ("features", lambda d: lake.features_prefix(settings.feature_set, d)),
+        ("predictions", lambda d: lake.predictions_prefix(settings.model_name, d)),
+    ):
+        zones[zone] = sum(1 for d in days for _ in lake.list_objects(s3, settings.bucket, prefix_of(d)))
+    client = mlflow.MlflowClient(tracking_uri=settings.mlflow_url)
+    versions = client.search_model_versions(f"name='{settings.model_name}'")
+    model = client.get_registered_model(settings.model_name)
+    return {"runs": runs, "zones": zones, "model_versions": len(versions),
+            "aliases": dict(model.aliases), "days": [d.isoformat() for d in days]}
+
+
+def run_demo(settings: Settings, *, days: int, start: date) -> int:
+    from contrail.cli import _print_urls, _up_detached
+    from contrail.stack import local
+
+    day_list = [start + timedelta(days=i) for i in range(days)]
+    was_running = bool(local.running(settings))
+    t0 = time.monotonic()
+    if not was_running and _up_detached(settings) != 0:
+        return 1
+    up_s = time.monotonic() - t0
+    idle = local.memory_mb(settings)
+    try:
+        with MemorySampler(settings) as mem:
+            summary = run_pipeline(settings, day_list)
+    finally:
+        if not was_running:
+            print("[demo] stopping the stack (state kept in .contrail/; `make up` brings it back)")
+            from contrail.cli import cmd_stack
+            import argparse
+
+            cmd_stack(argparse.Namespace(action="down", detach=False))
+    total = time.monotonic() - t0
+    print("\n=== contrail demo summary ===")
+    print(f"days             {', '.join(summary['days'])}")
+    for dag_id, states in summary["runs"].items():
+        print(f"  {dag_id:16s} runs: {states}")
+    print("lake objects for the demo days (flights):",
+          ", ".join(f"{z} {n}" for z, n in summary["zones"].items()))
+    print(f"model registry   {settings.model_name}: {summary['model_versions']} version(s), "
+          f"aliases {summary['aliases']}")
+    print(f"timing           stack start {up_s:.0f}s, demo total {total:.0f}s")
+    print(f"memory (PSS)     idle {idle:.0f} MiB, peak during demo {mem.peak:.0f} MiB")
+    print("where to look (after `make up`):")
+    _print_urls(settings)
+    print(f"  aws s3 ls --endpoint-url {settings.emulator_url} s3://{settings.bucket}/features/{settings.feature_set}/")
+    return 0

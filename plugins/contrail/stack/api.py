@@ -1,0 +1,104 @@
+"""A small client for Airflow's public REST API (``/api/v2``), used by the demo, the CLI and
+the end-to-end tests: token auth, DAG runs, backfills, pausing, task states.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from contrail.settings import Settings
+
+TERMINAL = {"success", "failed"}
+
+
+class AirflowApiError(RuntimeError):
+    pass
+
+
+@dataclass
+class AirflowClient:
+    base_url: str
+    username: str
+    password: str
+    session: requests.Session = field(default_factory=requests.Session)
+    _token: str | None = None
+
+    @classmethod
+    def for_local(cls, settings: Settings) -> "AirflowClient":
+        from contrail.stack.local import AIRFLOW_USER, airflow_password
+
+        return cls(settings.airflow_url, AIRFLOW_USER, airflow_password(settings))
+
+    def token(self) -> str:
+        if self._token is None:
+            resp = self.session.post(f"{self.base_url}/auth/token",
+                                     json={"username": self.username, "password": self.password},
+                                     timeout=30)
+            if resp.status_code >= 300:
+                raise AirflowApiError(f"login failed ({resp.status_code}): {resp.text[:300]}")
+            self._token = resp.json()["access_token"]
+        return self._token
+
+    def request(self, method: str, path: str, *, retries: int = 10, **kwargs: Any) -> Any:
+        """Call ``/api/v2{path}``; retries SQLite's transient 'database is locked' (503)."""
+        url = f"{self.base_url}/api/v2{path}"
+        for attempt in range(retries):
+            resp = self.session.request(method, url, timeout=60,
+                                        headers={"Authorization": f"Bearer {self.token()}"}, **kwargs)
+            if resp.status_code == 401 and attempt == 0:
+                self._token = None
+                continue
+            if resp.status_code in (502, 503, 504) and attempt < retries - 1:
+                time.sleep(1 + attempt)
+                continue
+            if resp.status_code >= 300:
+                raise AirflowApiError(f"{method} {path} -> {resp.status_code}: {resp.text[:500]}")
+            return resp.json() if resp.content else None
+        raise AirflowApiError(f"{method} {path}: retries exhausted")
+
+    # ------------------------------------------------------------------ DAGs and runs
+    def dag_ids(self) -> set[str]:
+        return {d["dag_id"] for d in self.request("GET", "/dags", params={"limit": 100})["dags"]}
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    def trigger(self, dag_id: str, *, logical_date: str | None = None, conf: dict | None = None,
+                run_id: str | None = None) -> dict:
+        body: dict[str, Any] = {"logical_date": logical_date, "conf": conf or {}}
+        if run_id:
+            body["dag_run_id"] = run_id
+        return self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns",
+                            params={"limit": 1000, "order_by": "-run_after"})["dag_runs"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+    def backfill(self, dag_id: str, from_date: str, to_date: str, *, reprocess: str = "none",
+                 max_active_runs: int = 2) -> dict:
+        return self.request("POST", "/backfills", json={
+            "dag_id": dag_id, "from_date": from_date, "to_date": to_date,
+            "reprocess_behavior": reprocess, "max_active_runs": max_active_runs,
+            "run_backwards": False, "dag_run_conf": {},
+        })
+
+    def wait_for_runs(self, dag_id: str, *, count: int, timeout: float, poll: float = 3.0,
+                      since: str | None = None) -> list[dict]:
+        """Wait until at least ``count`` runs (created after ``since``) are terminal."""
+        deadline = time.monotonic() + timeout
+        last: list[dict] = []
+        while time.monotonic() < deadline:
+            last = [r for r in self.runs(dag_id) if since is None or (r.get("queued_at") or "") >= since]
+            done = [r for r in last if r["state"] in TERMINAL]
+            if len(done) >= count:
+                return done
+            time.sleep(poll)
+        states = [(r["dag_run_id"], r["state"]) for r in last]
+        raise AirflowApiError(f"{dag_id}: fewer than {count} finished runs after {timeout:.0f}s: {states}")

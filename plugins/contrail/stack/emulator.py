@@ -1,0 +1,163 @@
+"""The AWS API emulator of the local stack: moto's server, made durable.
+
+moto keeps its state in memory only. This process serves moto's WSGI app on loopback and
+snapshots the backends of the services contrail uses (S3, SQS, Firehose, EMR, EMR
+Serverless, IAM, STS) to one pickle file: after every burst of mutating requests (debounced)
+and on SIGTERM/SIGINT. On start the snapshot is restored, so ``make down`` / ``make up``
+keeps the lake, the queues and the clusters.
+
+The snapshot is the emulator's own state file under ``.contrail/``; it is never shipped or
+loaded from anywhere else (it is a pickle, so it must stay a private local file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copyreg
+import logging
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+log = logging.getLogger("contrail.emulator")
+
+SERVICES: tuple[str, ...] = ("s3", "sqs", "firehose", "emr", "emr-serverless", "iam", "sts", "logs")
+MUTATING = frozenset({"PUT", "POST", "DELETE", "PATCH"})
+
+
+def _reduce_lock(lock: Any) -> tuple[Callable[[], Any], tuple[()]]:
+    return type(lock), ()
+
+
+def _register_lock_pickling() -> None:
+    """Locks inside moto's models pickle as fresh, unlocked locks."""
+    copyreg.pickle(type(threading.RLock()), _reduce_lock)  # type: ignore[arg-type]
+    copyreg.pickle(type(threading.Lock()), _reduce_lock)  # type: ignore[arg-type]
+
+
+def snapshot_state(services: Iterable[str] = SERVICES) -> dict[str, dict[str, dict[str, Any]]]:
+    from moto.backends import get_backend
+
+    state: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in services:
+        backend_dict = get_backend(name)  # type: ignore[call-overload]
+        state[name] = {account: dict(regions) for account, regions in backend_dict.items()}
+    return state
+
+
+def restore_state(state: dict[str, dict[str, dict[str, Any]]]) -> int:
+    """Put snapshotted backends back; returns how many region backends were restored."""
+    from moto.backends import get_backend
+
+    restored = 0
+    for name, accounts in state.items():
+        backend_dict = get_backend(name)  # type: ignore[call-overload]
+        for account, regions in accounts.items():
+            for region, backend in regions.items():
+                backend_dict[account][region] = backend
+                restored += 1
+    return restored
+
+
+class DurableState:
+    """Debounced snapshots of the emulator's backends to ``path`` (atomic rename)."""
+
+    def __init__(self, path: Path, *, debounce_s: float = 2.0) -> None:
+        self.path = path
+        self.debounce_s = debounce_s
+        self._dirty = threading.Event()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def load(self) -> int:
+        if not self.path.exists():
+            return 0
+        with self.path.open("rb") as fh:
+            return restore_state(pickle.load(fh))
+
+    def save(self) -> None:
+        with self._lock:
+            self._dirty.clear()
+            tmp = self.path.with_suffix(".tmp")
+            with tmp.open("wb") as fh:
+                pickle.dump(snapshot_state(), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            if self._dirty.wait(timeout=0.5):
+                time.sleep(self.debounce_s)  # let a burst of writes finish first
+                try:
+                    self.save()
+                except Exception:  # keep serving; the next save retries
+                    log.exception("emulator snapshot failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def durable_app(app: Callable[..., Any], state: DurableState) -> Callable[..., Any]:
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("REQUEST_METHOD") in MUTATING:
+            state.mark_dirty()
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def serve(host: str, port: int, state_file: Path) -> None:
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    _register_lock_pickling()
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    state = DurableState(state_file)
+    restored = state.load()
+    log.info("restored %d region backends from %s", restored, state_file)
+
+    app = durable_app(DomainDispatcherApplication(create_backend_app), state)
+    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    saver = threading.Thread(target=state.run, name="snapshot", daemon=True)
+    saver.start()
+
+    def shutdown(signum: int, _frame: Any) -> None:
+        log.info("signal %d: saving state and stopping", signum)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    log.info("AWS emulator listening on http://%s:%d", host, port)
+    try:
+        server.serve_forever()
+    finally:
+        state.stop()
+        state.save()
+        log.info("state saved to %s", state_file)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="contrail's durable AWS emulator (moto server)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--state-file", type=Path, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    serve(args.host, args.port, args.state_file)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,373 @@
+"""Start, stop and inspect the embedded local stack.
+
+Components, all bound to loopback, all state under ``settings.state_dir`` (``.contrail/``):
+
+* ``emulator`` — moto server for S3 / SQS / Firehose / EMR, snapshotted to disk;
+* ``mlflow`` — tracking server and registry on SQLite, artifacts in a local directory,
+  job workers off (they cost ~10 processes and 2.5 GB);
+* ``api-server``, ``scheduler``, ``dag-processor``, ``triggerer`` — Airflow 3 on SQLite with
+  the LocalExecutor, parallelism sized for 2 cores.
+
+Connections reach Airflow only as ``AIRFLOW_CONN_*`` environment variables built here; the
+generated secrets (Airflow password, JWT and API keys) live in ``.contrail/secrets.json``,
+which is created on first start and never committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from contrail.settings import REPO_ROOT, Settings
+
+AIRFLOW_USER = "contrail"
+PARALLELISM = 4  # two cores: four concurrent tasks keep both busy without 32 idle workers
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    argv: list[str]
+    ready: Callable[[], bool]
+
+
+class StackError(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------------------- paths & secrets
+
+def paths(settings: Settings) -> dict[str, Path]:
+    root = settings.state_dir
+    return {
+        "root": root,
+        "airflow_home": root / "airflow",
+        "mlflow": root / "mlflow",
+        "emulator_state": root / "emulator" / "state.pkl",
+        "logs": root / "logs",
+        "run": root / "run",
+        "secrets": root / "secrets.json",
+        "passwords": root / "airflow" / "passwords.json",
+    }
+
+
+def ensure_secrets(settings: Settings) -> dict[str, str]:
+    """Create the stack's secrets once; later starts reuse them (tokens and logins survive)."""
+    p = paths(settings)
+    if p["secrets"].exists():
+        return json.loads(p["secrets"].read_text())
+    from cryptography.fernet import Fernet
+
+    values = {
+        "airflow_password": secrets.token_urlsafe(12),
+        "jwt_secret": secrets.token_urlsafe(32),
+        "api_secret_key": secrets.token_urlsafe(32),
+        "fernet_key": Fernet.generate_key().decode(),
+    }
+    p["secrets"].parent.mkdir(parents=True, exist_ok=True)
+    p["secrets"].touch(mode=0o600)
+    p["secrets"].write_text(json.dumps(values, indent=2))
+    return values
+
+
+def airflow_password(settings: Settings) -> str:
+    return ensure_secrets(settings)["airflow_password"]
+
+
+# ---------------------------------------------------------------------------- environment
+
+def stack_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every component and every task of the local stack runs with."""
+    if not settings.is_local:
+        raise StackError("the embedded stack runs only with CONTRAIL_ENV=local")
+    p = paths(settings)
+    sec = ensure_secrets(settings)
+    emulator = settings.emulator_url
+    airflow = settings.airflow_url
+    env = dict(os.environ if base is None else base)
+    venv_bin = str(Path(sys.executable).parent)
+    env.update({
+        "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
+        "CONTRAIL_ENV": "local",
+        "CONTRAIL_STATE_DIR": str(settings.state_dir),
+        "CONTRAIL_BUCKET": settings.bucket,
+        "CONTRAIL_AIRFLOW_PORT": str(settings.ports.airflow),
+        "CONTRAIL_MLFLOW_PORT": str(settings.ports.mlflow),
+        "CONTRAIL_EMULATOR_PORT": str(settings.ports.emulator),
+        # the emulator accepts any key; these are placeholders, not secrets
+        "AWS_ACCESS_KEY_ID": "contrail-local",
+        "AWS_SECRET_ACCESS_KEY": "contrail-local",
+        "AWS_DEFAULT_REGION": settings.region,
+        "AWS_ENDPOINT_URL": str(emulator),
+        "MLFLOW_TRACKING_URI": settings.mlflow_url,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "PYSPARK_PYTHON": sys.executable,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+        # Airflow
+        "AIRFLOW_HOME": str(p["airflow_home"]),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(PARALLELISM),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__FERNET_KEY": sec["fernet_key"],
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(p["passwords"]),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{airflow}/execution/",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{p['airflow_home'] / 'airflow.db'}",
+        "AIRFLOW__API__HOST": settings.host,
+        "AIRFLOW__API__PORT": str(settings.ports.airflow),
+        "AIRFLOW__API__BASE_URL": airflow,
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__SECRET_KEY": sec["api_secret_key"],
+        "AIRFLOW__API_AUTH__JWT_SECRET": sec["jwt_secret"],
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "1200",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(settings.ports.airflow + 13),
+        "AIRFLOW__TRIGGERER__WORKER_LOG_SERVER_PORT": str(settings.ports.airflow + 14),
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({
+            "conn_type": "aws",
+            "login": "contrail-local",
+            "password": "contrail-local",
+            "extra": {"endpoint_url": emulator, "region_name": settings.region},
+        }),
+        "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({
+            "conn_type": "http", "host": settings.host, "port": settings.ports.mlflow, "schema": "http",
+        }),
+    })
+    return env
+
+
+def write_passwords_file(settings: Settings) -> None:
+    p = paths(settings)
+    p["passwords"].parent.mkdir(parents=True, exist_ok=True)
+    p["passwords"].write_text(json.dumps({AIRFLOW_USER: airflow_password(settings)}))
+    p["passwords"].chmod(0o600)
+
+
+# ---------------------------------------------------------------------------- components
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback only)
+            return resp.status < 500
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _always() -> bool:
+    return True
+
+
+def components(settings: Settings) -> list[Component]:
+    p = paths(settings)
+    py = sys.executable
+    bin_dir = Path(py).parent
+    airflow = str(bin_dir / "airflow")
+    host, ports = settings.host, settings.ports
+    return [
+        Component("emulator", [py, "-m", "contrail.stack.emulator", "--host", host,
+                               "--port", str(ports.emulator), "--state-file", str(p["emulator_state"])],
+                  lambda: _http_ok(f"http://{host}:{ports.emulator}/moto-api/")),
+        Component("mlflow", [str(bin_dir / "mlflow"), "server", "--host", host, "--port", str(ports.mlflow),
+                             "--backend-store-uri", f"sqlite:///{p['mlflow'] / 'mlflow.db'}",
+                             "--artifacts-destination", str(p["mlflow"] / "artifacts"),
+                             "--workers", "1"],
+                  lambda: _http_ok(f"http://{host}:{ports.mlflow}/health")),
+        Component("api-server", [airflow, "api-server", "--host", host, "--port", str(ports.airflow),
+                                 "--workers", "1"],
+                  lambda: _http_ok(f"http://{host}:{ports.airflow}/api/v2/monitor/health")),
+        Component("scheduler", [airflow, "scheduler", "--skip-serve-logs"], _always),
+        Component("dag-processor", [airflow, "dag-processor"], _always),
+        Component("triggerer", [airflow, "triggerer", "--skip-serve-logs"], _always),
+    ]
+
+
+def _pid_file(settings: Settings, name: str) -> Path:
+    return paths(settings)["run"] / f"{name}.pid"
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+def running(settings: Settings) -> dict[str, int]:
+    out = {}
+    for comp in components(settings):
+        pid = _read_pid(_pid_file(settings, comp.name))
+        if pid:
+            out[comp.name] = pid
+    return out
+
+
+def _wait(predicate: Callable[[], bool], what: str, timeout: float, proc: subprocess.Popen | None,
+          log_file: Path | None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            tail = log_file.read_text()[-3000:] if log_file and log_file.exists() else ""
+            raise StackError(f"{what} exited with {proc.returncode}; log tail:\n{tail}")
+        time.sleep(0.5)
+    raise StackError(f"{what} not ready after {timeout:.0f}s (see {log_file})")
+
+
+def migrate_airflow_db(settings: Settings, env: dict[str, str]) -> None:
+    p = paths(settings)
+    log = p["logs"] / "airflow-db-migrate.log"
+    with log.open("ab") as fh:
+        proc = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+                              env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        raise StackError(f"airflow db migrate failed; see {log}")
+
+
+def start(settings: Settings, *, timeout: float = 180.0) -> dict[str, int]:
+    """Start every component not already running; returns name -> pid. Idempotent."""
+    p = paths(settings)
+    for key in ("airflow_home", "mlflow", "logs", "run"):
+        p[key].mkdir(parents=True, exist_ok=True)
+    (p["mlflow"] / "artifacts").mkdir(parents=True, exist_ok=True)
+    p["emulator_state"].parent.mkdir(parents=True, exist_ok=True)
+    env = stack_env(settings)
+    write_passwords_file(settings)
+    already = running(settings)
+    for comp in components(settings):
+        if comp.name in already:
+            continue
+        if comp.name not in ("scheduler", "dag-processor", "triggerer") and comp.ready():
+            raise StackError(f"port for {comp.name} is already in use by another process; "
+                             "set CONTRAIL_*_PORT to move the stack")
+    started: dict[str, int] = dict(already)
+    for comp in components(settings):
+        if comp.name in started:
+            continue
+        if comp.name == "api-server":
+            # the Airflow DB must exist before any Airflow component; bootstrap the lake first
+            migrate_airflow_db(settings, env)
+        log_file = p["logs"] / f"{comp.name}.log"
+        with log_file.open("ab") as fh:
+            proc = subprocess.Popen(comp.argv, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    cwd=str(settings.state_dir))
+        _pid_file(settings, comp.name).write_text(str(proc.pid))
+        started[comp.name] = proc.pid
+        _wait(comp.ready, comp.name, timeout, proc, log_file)
+        if comp.name == "emulator":
+            from contrail.stack.bootstrap import bootstrap
+
+            bootstrap(settings)
+    return started
+
+
+def stop(settings: Settings, *, timeout: float = 30.0) -> list[str]:
+    """SIGTERM each component's process group (reverse start order), SIGKILL stragglers."""
+    stopped = []
+    for comp in reversed(components(settings)):
+        pid_path = _pid_file(settings, comp.name)
+        pid = _read_pid(pid_path)
+        if pid is None:
+            pid_path.unlink(missing_ok=True)
+            continue
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _read_pid(pid_path) is not None:
+            _reap(pid)
+            time.sleep(0.2)
+        if _read_pid(pid_path) is not None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _reap(pid)
+        pid_path.unlink(missing_ok=True)
+        stopped.append(comp.name)
+    return stopped
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def wait_for_dags(settings: Settings, dag_ids: list[str], *, timeout: float = 180.0) -> None:
+    """Block until the dag-processor has serialized every DAG in ``dag_ids``."""
+    from contrail.stack.api import AirflowClient
+
+    client = AirflowClient.for_local(settings)
+    deadline = time.monotonic() + timeout
+    missing = set(dag_ids)
+    while time.monotonic() < deadline:
+        missing = set(dag_ids) - client.dag_ids()
+        if not missing:
+            return
+        time.sleep(2)
+    raise StackError(f"DAGs not parsed after {timeout:.0f}s: {sorted(missing)}; "
+                     f"see {paths(settings)['logs'] / 'dag-processor.log'}")
+
+
+def memory_mb(settings: Settings) -> float:
+    """Resident memory (PSS where available) of every process of the stack, in MiB."""
+    import psutil
+
+    total = 0
+    for pid in running(settings).values():
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for proc in procs:
+            try:
+                info = proc.memory_full_info()
+                total += getattr(info, "pss", info.rss)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+    return total / 2**20
+
+
+def reset(settings: Settings) -> None:
+    """Delete all local state (after stopping). Used by ``make clean-state``."""
+    if running(settings):
+        raise StackError("stop the stack first (make down)")
+    shutil.rmtree(settings.state_dir, ignore_errors=True)
