@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    handler = getattr(args, "handler", None) or args.func
+    return int(handler(args) or 0)
 
 
 if __name__ == "__main__":

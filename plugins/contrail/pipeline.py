@@ -247,26 +247,36 @@ def validated_inputs(client, bucket: str, dataset: str) -> dict[date, dict]:
     return out
 
 
-def pending_feature_dates(validated: dict[str, dict[date, dict]], built: dict[date, dict]) -> list[date]:
-    """Dates validated for every dataset whose features are missing or built from older versions."""
+def _input_versions(inputs: dict) -> dict[str, dict[str, int]]:
+    return {ds: {d: int(entry["version"]) for d, entry in days.items()} for ds, days in inputs.items()}
+
+
+def pending_feature_dates(validated: dict[str, dict[date, dict]], built: dict[date, dict],
+                          *, lookback_days: int = 28) -> list[date]:
+    """Dates validated for every dataset whose published features are missing, or were built
+    from inputs (own day or any lookback day) other than today's validated versions — so a
+    late or corrected partition also rebuilds the later days whose windows it falls in (pure).
+    """
+    from contrail.features import plan_features
+
     common = set.intersection(*(set(v) for v in validated.values())) if validated else set()
     pending = []
     for dt in sorted(common):
-        inputs = {ds: validated[ds][dt]["version"] for ds in validated}
-        if built.get(dt) != inputs:
+        expected = plan_features(validated, [dt], lookback_days, feature_set="", job_version="",
+                                 bucket="", datasets=tuple(validated))["inputs"]
+        if built.get(dt) != _input_versions(expected):
             pending.append(dt)
     return pending
 
 
 def built_features(client, bucket: str, feature_set: str) -> dict[date, dict]:
-    """dt -> {dataset: version} of published feature partitions (those with ``_SUCCESS``)."""
+    """dt -> {dataset: {input dt: version}} of published feature partitions (with ``_SUCCESS``)."""
     keys = {o.key for o in lake.list_objects(client, bucket, f"features/{feature_set}/")}
     out = {}
     for key in keys:
         if key.endswith("/_manifest.json") and key.replace("_manifest.json", "_SUCCESS") in keys:
             manifest = lake.read_json(client, bucket, key)
-            dt = date.fromisoformat(manifest["dt"])
-            out[dt] = {ds: int(v["version"]) for ds, v in manifest.get("inputs", {}).items()}
+            out[date.fromisoformat(manifest["dt"])] = _input_versions(manifest.get("inputs", {}))
     return out
 
 

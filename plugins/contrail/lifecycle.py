@@ -1,0 +1,69 @@
+"""Storage tiers as code: the lake bucket's lifecycle rules (hot → infrequent access → archive).
+
+===============  ===================================  =======================================
+prefix           tiers                                why
+===============  ===================================  =======================================
+``landing/``     STANDARD 0-29 d, STANDARD_IA from    the feature stage reads a partition in
+                 30 d, GLACIER_IR from 180 d; never   its first days; later reads are rare
+                 expires                              backfills. GLACIER_IR (Instant
+                                                      Retrieval) rather than Flexible
+                                                      Retrieval: a backfill must read a
+                                                      year-old partition in milliseconds,
+                                                      not after a restore job.
+``stream/``      same tiers; expires after 400 d      raw Firehose objects; compaction keeps a
+                                                      warm copy under ``warm/``, so the raw
+                                                      objects only serve a re-compaction for
+                                                      a year and a month
+``quarantine/``  no rule: kept in STANDARD, never     failed drops are evidence; they are few
+                 expires                              and small, and people read them
+(whole bucket)   abort incomplete multipart uploads   a crashed upload otherwise bills its
+                 after 7 d                            parts forever, invisibly
+===============  ===================================  =======================================
+
+30 days is S3's minimum age for STANDARD_IA; 180 days leaves 90+ days in GLACIER_IR (its
+minimum billed duration) before the stream expiry. S3 does not transition objects smaller
+than 128 KB by default (they would cost more in IA than in STANDARD), which suits the small
+daily files: only the large ones move.
+
+``put_bucket_lifecycle_configuration`` replaces the whole configuration, so this module is
+the bucket's one owner of lifecycle rules: add a zone's rule here, not elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mypy_boto3_s3 import S3Client
+
+INFREQUENT_ACCESS_AFTER_DAYS = 30
+ARCHIVE_AFTER_DAYS = 180
+ARCHIVE_STORAGE_CLASS = "GLACIER_IR"
+STREAM_EXPIRE_AFTER_DAYS = 400
+ABORT_MULTIPART_AFTER_DAYS = 7
+TIERED_PREFIXES: tuple[str, ...] = ("landing/", "stream/")
+KEPT_PREFIXES: tuple[str, ...] = ("quarantine/",)  # deliberately no rule at all
+
+
+def _tiers() -> list[dict[str, Any]]:
+    return [{"Days": INFREQUENT_ACCESS_AFTER_DAYS, "StorageClass": "STANDARD_IA"},
+            {"Days": ARCHIVE_AFTER_DAYS, "StorageClass": ARCHIVE_STORAGE_CLASS}]
+
+
+def lifecycle_configuration() -> dict[str, Any]:
+    """The bucket's ``LifecycleConfiguration`` document (pure)."""
+    return {"Rules": [
+        {"ID": "landing-tiers", "Filter": {"Prefix": "landing/"}, "Status": "Enabled",
+         "Transitions": _tiers()},
+        {"ID": "stream-tiers-and-expiry", "Filter": {"Prefix": "stream/"}, "Status": "Enabled",
+         "Transitions": _tiers(), "Expiration": {"Days": STREAM_EXPIRE_AFTER_DAYS}},
+        {"ID": "abort-incomplete-multipart-uploads", "Filter": {"Prefix": ""}, "Status": "Enabled",
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_MULTIPART_AFTER_DAYS}},
+    ]}
+
+
+def apply_lifecycle(s3: "S3Client", bucket: str) -> dict[str, Any]:
+    """Put :func:`lifecycle_configuration` on ``bucket`` (replacing any rules); returns it."""
+    configuration = lifecycle_configuration()
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=configuration)
+    return configuration

