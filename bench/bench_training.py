@@ -38,7 +38,8 @@ def approximate_features() -> pd.DataFrame:
     flights["sched_dep_weekday"] = day.dt.weekday
     flights["label_status"] = np.select(
         [flights["dep_time"].isna(), flights["arr_delay"].isna()], ["cancelled", "diverted"], "arrived")
-    flights["label"] = (flights["arr_delay"] >= 15).astype("Int64").where(flights["label_status"] == "arrived")
+    late = (flights["arr_delay"] >= 15).astype("Int64")
+    flights["label"] = late.where(flights["label_status"] == "arrived")
 
     arrived = flights["label_status"] == "arrived"
     days = pd.date_range("2013-01-01", "2013-12-31", freq="D")
@@ -68,18 +69,21 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=training.THREADS, help="OpenMP threads (training.THREADS)")
+    parser.add_argument("--threads", type=int, default=training.THREADS,
+                        help="OpenMP threads (training.THREADS)")
     training.THREADS = parser.parse_args().threads
     print(f"OpenMP threads: {training.THREADS}")
     t = time.perf_counter()
     features = approximate_features()
     print(f"approximate features for 2013: {len(features):,} rows in {time.perf_counter() - t:.1f} s")
 
-    end = (pd.Timestamp(WINDOW_START) + pd.Timedelta(days=TRAIN_AND_VALID_DAYS + TEST_DAYS - 1)).strftime("%Y-%m-%d")
+    last_day = pd.Timestamp(WINDOW_START) + pd.Timedelta(days=TRAIN_AND_VALID_DAYS + TEST_DAYS - 1)
+    end = last_day.strftime("%Y-%m-%d")
     window = features[(features["dt"] >= WINDOW_START) & (features["dt"] <= end)]
     split = training.split_by_date(window, test_days=TEST_DAYS, valid_days=VALID_DAYS)
     print(f"train {split.train['dt'].min()}..{split.train['dt'].max()} ({len(split.train):,} rows), "
-          f"valid from {split.valid_start}, held-out test {split.test_start}..{end} ({len(split.test):,} rows)")
+          f"valid from {split.valid_start}, "
+          f"held-out test {split.test_start}..{end} ({len(split.test):,} rows)")
 
     t = time.perf_counter()
     model, valid_metrics = training.train(split.train, split.valid, {})
@@ -88,8 +92,10 @@ def main() -> None:
     print(f"training (90-day window): {train_s:.1f} s  [target <= 60 s], "
           f"{valid_metrics['best_iteration']:.0f} boosting iterations")
     print("held-out test: " + ", ".join(f"{k}={test[k]:.4f}" for k in (
-        "roc_auc", "pr_auc", "log_loss", "brier", "ece", "auc_origin_EWR", "auc_origin_JFK", "auc_origin_LGA")))
-    print(f"  (positive rate {test['positive_rate']:.3f}; valid roc_auc {valid_metrics['valid_roc_auc']:.4f})")
+        "roc_auc", "pr_auc", "log_loss", "brier", "ece",
+        "auc_origin_EWR", "auc_origin_JFK", "auc_origin_LGA")))
+    print(f"  (test positive rate {test['positive_rate']:.3f}; "
+          f"valid roc_auc {valid_metrics['valid_roc_auc']:.4f})")
 
     t = time.perf_counter()
     figures = training.figures(model, split.test)
@@ -100,8 +106,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="contrail-bench-") as tmp:
         mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
-        mlflow.set_experiment(experiment_id=mlflow.create_experiment("bench", artifact_location=Path(tmp, "a").as_uri()))
-        partitions = [registry.FeaturePartition(dt=d, version="bench", uri=f"s3://contrail-bench/features/bench_approx/dt={d}/")
+        experiment = mlflow.create_experiment("bench", artifact_location=Path(tmp, "a").as_uri())
+        mlflow.set_experiment(experiment_id=experiment)
+        partitions = [registry.FeaturePartition(dt=d, version="bench",
+                                                uri=f"s3://contrail-bench/features/bench_approx/dt={d}/")
                       for d in sorted(window["dt"].unique())]
         t = time.perf_counter()
         run = registry.log_training_run(
@@ -109,9 +117,11 @@ def main() -> None:
             split=split, partitions=partitions, figures=figures, feature_set="bench_approx", dag_id="bench",
             dag_run_id="bench", git_commit="bench", job_version="bench", quality={"passed": True})
         client = MlflowClient()
-        decision = registry.decide_promotion(challenger=test, champion=None, margin=0.005, quality_passed=True)
-        version = registry.register_and_promote(client, "bench_delay", run.run_id, decision, model_uri=run.model_uri)
-        print(f"MLflow log + register: {time.perf_counter() - t:.1f} s (version {version.version}, {decision.reason})")
+        decision, version = registry.promote_if_better(client, "bench_delay", run, test_df=split.test,
+                                                       challenger_metrics=test, margin=0.005,
+                                                       quality_passed=True)
+        print(f"MLflow log + register: {time.perf_counter() - t:.1f} s "
+              f"(version {version.version}, {decision.reason})")
 
         t = time.perf_counter()
         loaded = registry.load_model("models:/bench_delay@champion")

@@ -141,7 +141,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     client = mlflow.MlflowClient(tracking_uri=args.tracking_uri or settings.mlflow_url)
     version = rollback_champion(client, args.name or settings.model_name, to_version=args.to_version,
                                 reason=args.reason)
-    print(f"champion of {args.name or settings.model_name} is now version {version}")
+    print(f"champion of {args.name or settings.model_name} is now version {version.version}")
     return 0
 
 

@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
@@ -175,7 +175,7 @@ def validate_pending(dataset: str, context: dict) -> list[dict]:
         result_key = lake.quality_result_key(dataset, part.dt, part.version)
         lake.put_json(client, bucket, result_key, {
             **report.as_dict(), "manifest_uri": lake.s3_uri(bucket, manifest_key),
-            "dag_id": dag_id, "run_id": run_id, "gx_result": report.result_json,
+            "dag_id": dag_id, "run_id": run_id,
         })
         summary = {"dataset": dataset, "dt": part.dt, "version": part.version, "passed": report.passed,
                    "rows": manifest.get("rows"), "warnings": len(report.warnings),
@@ -332,9 +332,185 @@ def build_features_local(planned: dict, context: dict) -> dict:
 
 # ---------------------------------------------------------------------------- training & scoring
 
-def train_and_register(context: dict) -> dict[str, Any]:  # filled in with the training stage
-    raise NotImplementedError
+@dataclass(frozen=True)
+class PublishedPartition:
+    """A published feature partition: its day, a digest of its manifest (the version the
+    training run records) and the manifest itself."""
+
+    dt: date
+    digest: str
+    uri: str
+    manifest: dict
 
 
-def score_pending(context: dict) -> dict[str, Any]:  # filled in with the scoring stage
-    raise NotImplementedError
+def published_features(client, bucket: str, feature_set: str) -> dict[date, PublishedPartition]:
+    keys = {o.key for o in lake.list_objects(client, bucket, f"features/{feature_set}/")}
+    out = {}
+    for key in sorted(keys):
+        if key.endswith("/_manifest.json") and key.replace("_manifest.json", "_SUCCESS") in keys:
+            body = lake.read_bytes(client, bucket, key)
+            manifest = __import__("json").loads(body)
+            dt = date.fromisoformat(manifest["dt"])
+            out[dt] = PublishedPartition(dt, lake.sha256_hex(body)[:16],
+                                         lake.s3_uri(bucket, key.rsplit("/", 1)[0] + "/"), manifest)
+    return out
+
+
+def read_parquet_prefix(client, bucket: str, prefix: str):
+    """Every Parquet part under ``prefix`` as one pandas frame."""
+    import io
+
+    import pandas as pd
+
+    parts = sorted(o.key for o in lake.list_objects(client, bucket, prefix) if o.key.endswith(".parquet"))
+    if not parts:
+        raise FileNotFoundError(f"no parquet parts under s3://{bucket}/{prefix}")
+    return pd.concat([pd.read_parquet(io.BytesIO(lake.read_bytes(client, bucket, k))) for k in parts],
+                     ignore_index=True)
+
+
+def training_window(available: Iterable[date], *, window_days: int, window_end: date | None) -> list[date]:
+    """Published days in the trailing window ending at ``window_end`` (default: the latest) (pure)."""
+    days = sorted(available)
+    if not days:
+        return []
+    end = window_end or days[-1]
+    return [d for d in days if end - timedelta(days=window_days - 1) <= d <= end]
+
+
+def git_commit() -> str:
+    import subprocess
+
+    from contrail.settings import REPO_ROOT
+
+    env_commit = os.environ.get("CONTRAIL_GIT_COMMIT")
+    if env_commit:
+        return env_commit
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def quality_summary(client, bucket: str, partitions: list[PublishedPartition]) -> dict:
+    """Did every input of these feature partitions pass its gate, at the version used?"""
+    checked, warnings, problems = 0, 0, []
+    for part in partitions:
+        for dataset in ("flights", "weather"):
+            version = part.manifest.get("inputs", {}).get(dataset, {}).get(part.dt.isoformat(), {}).get("version")
+            key = lake.quality_result_key(dataset, part.dt, int(version)) if version else None
+            if key is None or not lake.exists(client, bucket, key):
+                problems.append(f"{dataset} dt={part.dt}: no quality result")
+                continue
+            result = lake.read_json(client, bucket, key)
+            checked += 1
+            warnings += len(result.get("warnings", []))
+            if not result.get("passed"):
+                problems.append(f"{dataset} dt={part.dt} v{version}: failed its gate")
+    return {"passed": not problems, "partitions_checked": checked, "warnings": warnings,
+            "problems": problems[:50]}
+
+
+def _mlflow_client():
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_tracking_uri())
+    return mlflow.MlflowClient()
+
+
+def train_and_register(context: dict) -> dict[str, Any]:
+    """Train on the trailing window of published features, log to MLflow, register, promote."""
+    import mlflow
+    import pandas as pd
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from contrail import assets, registry, training
+
+    cfg, client = settings(), s3()
+    params = context["params"]
+    published = published_features(client, cfg.bucket, cfg.feature_set)
+    end = date.fromisoformat(params["window_end"]) if params.get("window_end") else None
+    window = training_window(published, window_days=int(params["window_days"]), window_end=end)
+    needed = int(params["test_days"]) + int(params["valid_days"]) + 1
+    if len(window) < needed:
+        raise AirflowSkipException(f"only {len(window)} published feature day(s) in the window; "
+                                   f"training needs at least {needed}")
+    parts = [published[d] for d in window]
+    frame = pd.concat([read_parquet_prefix(client, cfg.bucket, lake.features_prefix(cfg.feature_set, p.dt))
+                       for p in parts], ignore_index=True)
+    split = training.split_by_date(frame, test_days=int(params["test_days"]),
+                                   valid_days=int(params["valid_days"]))
+    model, fit_metrics = training.train(split.train, split.valid, {})
+    test_metrics = training.evaluate(model, split.test)
+    quality = quality_summary(client, cfg.bucket, parts)
+    mlflow_client = _mlflow_client()
+    mlflow.set_experiment("contrail-training")
+    dag_id, run_id = _run_ids(context)
+    job_versions = sorted({p.manifest.get("job_version", "unknown") for p in parts})
+    logged = registry.log_training_run(
+        model=model, params={"model_type": params["model_type"], "window_days": params["window_days"],
+                             "test_days": params["test_days"], "valid_days": params["valid_days"]},
+        metrics={**{f"fit_{k}": v for k, v in fit_metrics.items()},
+                 **{f"test_{k}": v for k, v in test_metrics.items()}},
+        split=split,
+        partitions=[registry.FeaturePartition(p.dt.isoformat(), p.digest, p.uri) for p in parts],
+        figures=training.figures(model, split.test), feature_set=cfg.feature_set,
+        dag_id=dag_id, dag_run_id=run_id, git_commit=git_commit(), job_version=",".join(job_versions),
+        quality=quality, run_name=f"{dag_id}:{run_id}",
+    )
+    decision, version = registry.promote_if_better(
+        mlflow_client, cfg.model_name, logged, test_df=split.test, challenger_metrics=test_metrics,
+        margin=float(params["promotion_margin"]), quality_passed=quality["passed"])
+    extra = {"model_name": cfg.model_name, "version": str(version.version), "run_id": logged.run_id,
+             "alias": decision.alias, "promoted": decision.promote, "reason": decision.reason,
+             "window": [window[0].isoformat(), window[-1].isoformat()],
+             "test_roc_auc": test_metrics.get("roc_auc")}
+    log.info("model %s v%s → %s: %s", cfg.model_name, version.version, decision.alias, decision.reason)
+    context["outlet_events"][assets.model()].extra = extra
+    return extra
+
+
+def score_pending(context: dict) -> dict[str, Any]:
+    """Score every published feature partition not yet scored by the current champion version."""
+    import io
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from contrail import assets, registry, scoring
+
+    cfg, client = settings(), s3()
+    mlflow_client = _mlflow_client()
+    champion = registry.current_champion(mlflow_client, cfg.model_name)
+    if champion is None:
+        raise AirflowSkipException(f"no champion registered for {cfg.model_name} yet")
+    champion_version = mlflow_client.get_model_version(cfg.model_name, str(champion.version))
+    model = registry.load_model(champion.model_uri)
+    scored = []
+    for dt, part in sorted(published_features(client, cfg.bucket, cfg.feature_set).items()):
+        prefix = lake.predictions_prefix(cfg.model_name, dt)
+        marker = {"model_version": str(champion.version), "features_digest": part.digest}
+        if lake.exists(client, cfg.bucket, prefix + "_SUCCESS"):
+            done = lake.read_json(client, cfg.bucket, prefix + "_manifest.json")
+            if {k: done.get(k) for k in marker} == marker:
+                continue
+        frame = read_parquet_prefix(client, cfg.bucket, lake.features_prefix(cfg.feature_set, dt))
+        preds = scoring.score(model, frame, model_name=cfg.model_name, model_version=str(champion.version),
+                              run_id=champion_version.run_id)
+        buf = io.BytesIO()
+        preds.to_parquet(buf, index=False)
+        # unpublish, replace, republish: readers trust a partition only with _SUCCESS
+        client.delete_object(Bucket=cfg.bucket, Key=prefix + "_SUCCESS")
+        client.put_object(Bucket=cfg.bucket, Key=prefix + "part-00000.parquet", Body=buf.getvalue())
+        lake.put_json(client, cfg.bucket, prefix + "_manifest.json", {
+            **marker, "dt": dt.isoformat(), "model_name": cfg.model_name, "rows": len(preds),
+            "run_id": champion_version.run_id, "features_uri": part.uri,
+            "positive_rate": float(preds["label"].mean()) if len(preds) else None,
+        })
+        client.put_object(Bucket=cfg.bucket, Key=prefix + "_SUCCESS", Body=b"")
+        scored.append(dt.isoformat())
+        log.info("scored %s dt=%s with %s v%s: %d rows", cfg.feature_set, dt, cfg.model_name,
+                 champion.version, len(preds))
+    extra = {"model_name": cfg.model_name, "model_version": str(champion.version), "dates": scored}
+    context["outlet_events"][assets.predictions()].extra = extra
+    return extra

@@ -47,7 +47,7 @@ def _assert_lake_and_registry(settings):
     assert "champion" in model.aliases
     champion = client.get_model_version_by_alias(settings.model_name, "champion")
     run = client.get_run(champion.run_id)
-    assert run.data.tags["airflow.dag_id"] == "training"
+    assert run.data.tags["contrail.airflow.dag_id"] == "training"
     assert 0.0 <= run.data.metrics["test_roc_auc"] <= 1.0
 
     # any client can load the champion and predict on a published feature partition

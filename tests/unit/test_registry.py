@@ -78,7 +78,8 @@ def tracking(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("contrail-test", artifact_location=(root / "artifacts").as_uri()))
+    experiment = mlflow.create_experiment("contrail-test", artifact_location=(root / "artifacts").as_uri())
+    mlflow.set_experiment(experiment_id=experiment)
     yield MlflowClient()
     mlflow.set_tracking_uri(previous)
 
@@ -194,7 +195,8 @@ def test_champion_set_by_hand_is_detected_and_recorded(tracking, logged):
     assert champion.version == "2" and champion.set_by_hand
     _promote(tracking, name, logged, REFUSE, 3)
     history = registry.promotion_history(tracking, name)
-    assert [e["event"] for e in history] == ["promoted", "refused", "champion_changed_outside_pipeline", "refused"]
+    assert [e["event"] for e in history] == [
+        "promoted", "refused", "champion_changed_outside_pipeline", "refused"]
     assert history[2]["champion_before"] == "1" and history[2]["champion_after"] == "2"
     # still hand-set after the observation was written down
     assert registry.current_champion(tracking, name).set_by_hand
@@ -215,7 +217,8 @@ def test_rollback_walks_back_through_champions_and_pins_the_result(tracking, log
     explicit = registry.rollback_champion(tracking, name, to_version=3, reason="fixed upstream",
                                           by="contrail-pipeline")
     assert explicit.version == 3 and not registry.current_champion(tracking, name).set_by_hand
-    events = [(e["event"], e["champion_before"], e["champion_after"]) for e in registry.promotion_history(tracking, name)]
+    events = [(e["event"], e["champion_before"], e["champion_after"])
+              for e in registry.promotion_history(tracking, name)]
     assert events[-3:] == [("rollback", "3", "2"), ("rollback", "2", "1"), ("rollback", "1", "3")]
 
 
@@ -224,7 +227,8 @@ def test_champion_is_re_evaluated_on_the_callers_test_window(tracking, logged, t
     name = "delay_reeval"
     _promote(tracking, name, logged, PROMOTE, 1)
     champion = registry.current_champion(tracking, name)
-    assert registry.champion_metrics_on(champion.model_uri, split.test) == training.evaluate(model, split.test)
+    expected = training.evaluate(model, split.test)
+    assert registry.champion_metrics_on(champion.model_uri, split.test) == expected
 
 
 def test_promote_if_better_re_scores_the_champion_on_the_same_window(tracking, logged, trained):

@@ -33,7 +33,8 @@ def test_score_names_the_model_on_every_row_and_scores_every_flight(model_and_da
 def test_score_matches_the_model_and_applies_the_threshold(model_and_day):
     model, day = model_and_day
     out = scoring.score(model, day, **IDS, threshold=0.3)
-    expected = pd.Series(model.predict_proba(day.loc[:, list(training.FEATURES)])[:, 1], index=day["flight_id"].to_numpy())
+    proba = model.predict_proba(day.loc[:, list(training.FEATURES)])[:, 1]
+    expected = pd.Series(proba, index=day["flight_id"].to_numpy())
     np.testing.assert_allclose(out["probability"].to_numpy(), expected.loc[out["flight_id"]].to_numpy())
     assert ((out["probability"] >= 0.3) == (out["label"] == 1)).all()
     assert 0 < out["label"].sum() < len(out)  # the threshold really splits this day

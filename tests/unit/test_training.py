@@ -49,7 +49,9 @@ def synthetic_features(days: int = 30, per_day: int = 60, *, start: date = date(
         "sched_dep_hour": hour, "sched_dep_weekday": (day + 4) % 7,
         "month": pd.to_datetime(dts).month,
         "temp": rng.normal(50, 15, n), "dewp": rng.normal(35, 15, n), "humid": rng.uniform(20, 100, n),
-        "wind_speed": rng.gamma(2, 5, n), "wind_gust": np.where(rng.random(n) < 0.7, np.nan, rng.gamma(3, 6, n)), "precip": precip,
+        "wind_speed": rng.gamma(2, 5, n),
+        "wind_gust": np.where(rng.random(n) < 0.7, np.nan, rng.gamma(3, 6, n)),
+        "precip": precip,
         "pressure": rng.normal(1015, 8, n), "visib": rng.choice([10.0, 5.0, 1.0], n),
     })
     for key in ("carrier", "origin", "route"):
@@ -79,7 +81,8 @@ def fitted(frame):
 
 def test_split_by_date_keeps_time_order_and_calendar_windows(frame):
     split = training.split_by_date(frame, test_days=5, valid_days=7)
-    assert split.train["dt"].max() < split.valid["dt"].min() <= split.valid["dt"].max() < split.test["dt"].min()
+    assert split.train["dt"].max() < split.valid["dt"].min()
+    assert split.valid["dt"].max() < split.test["dt"].min()
     assert split.test_start == date(2013, 3, 26) and split.valid_start == date(2013, 3, 19)
     assert split.test["dt"].nunique() == 5 and split.valid["dt"].nunique() == 7
     assert len(split.train) + len(split.valid) + len(split.test) == len(frame)
