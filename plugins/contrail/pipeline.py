@@ -318,16 +318,57 @@ def build_features_local(planned: dict, context: dict) -> dict:
         if artifact.name != planned["artifact_uri"].rsplit("/", 1)[-1]:
             raise RuntimeError(f"job code changed since planning: {artifact.name} vs {planned['artifact_uri']}")
         run_local(planned["plan_uri"], artifact=artifact, env=aws_env())
+    return publish_built_features(client, planned, context)
+
+
+def publish_built_features(client, planned: dict, context: dict) -> dict:
+    """After any runner: check every target was published, gate it, emit the features asset."""
+    from contrail import assets
+
+    cfg = settings()
     rows = {}
     for dt in planned["targets"]:
         prefix = lake.features_prefix(cfg.feature_set, dt)
         if not lake.exists(client, cfg.bucket, prefix + "_SUCCESS"):
             raise RuntimeError(f"feature partition {prefix} was not published (no _SUCCESS)")
         rows[dt] = lake.read_json(client, cfg.bucket, prefix + "_manifest.json").get("rows")
+    gate = validate_feature_partitions(client, cfg.bucket, cfg.feature_set, planned["targets"])
     extra = {"feature_set": cfg.feature_set, "dates": planned["targets"], "rows": rows,
+             "warnings": sum(r["warnings"] for r in gate),
              "job_version": planned["job_version"], "plan_uri": planned["plan_uri"]}
     context["outlet_events"][assets.features()].extra = extra
     return extra
+
+
+def validate_feature_partitions(client, bucket: str, feature_set: str, dates: Iterable[str],
+                                context: dict | None = None) -> list[dict]:
+    """Run the ``features`` GX suite over freshly built partitions (one gate, one import).
+
+    A failing partition is unpublished (its ``_SUCCESS`` removed, so no reader trusts it),
+    its result is kept under ``quality/results/features/…`` and the task fails naming each
+    broken rule; a passing one keeps ``_SUCCESS`` and gets its result beside the others.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from contrail.quality import QualityGate
+
+    gate = QualityGate()
+    reports, failed = [], []
+    for dt in dates:
+        prefix = lake.features_prefix(feature_set, dt)
+        frame = read_parquet_prefix(client, bucket, prefix)
+        report = gate.validate(frame, suite="features", dataset=f"features_{feature_set}",
+                               dt=date.fromisoformat(dt), version=1)
+        digest = lake.sha256_hex(lake.read_bytes(client, bucket, prefix + "_manifest.json"))[:16]
+        lake.put_json(client, bucket, f"quality/results/features/{feature_set}/dt={dt}/{digest}.json",
+                      report.as_dict())
+        reports.append({"dt": dt, "passed": report.passed, "warnings": len(report.warnings)})
+        if not report.passed:
+            client.delete_object(Bucket=bucket, Key=prefix + "_SUCCESS")
+            failed.append(report.summary())
+    if failed:
+        raise AirflowFailException("features failed their quality gate (unpublished):\n" + "\n".join(failed))
+    return reports
 
 
 # ---------------------------------------------------------------------------- training & scoring

@@ -82,6 +82,93 @@ def test_pipeline_runs_end_to_end_through_airflow(stack, pipeline_run):
     _assert_lake_and_registry(stack)
 
 
+BAD_HEADER_DAY = date(2013, 1, 4)   # flights drop with a wrong header: landing quarantines it
+BAD_DATA_DAY = date(2013, 1, 5)     # structurally fine, but breaks a critical GX rule
+
+
+def _gz_csv(frame) -> bytes:
+    import gzip
+
+    return gzip.compress(frame.to_csv(index=False, na_rep="NA").encode(), mtime=0)
+
+
+def _task_log(api, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+    body = api.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+                       params={"full_content": "true"})
+    content = body.get("content", body)
+    return content if isinstance(content, str) else __import__("json").dumps(content)
+
+
+def _wait(predicate, timeout=900, poll=3):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError("timed out")
+
+
+def test_bad_drops_are_quarantined_and_a_corrected_redrop_heals(stack, pipeline_run):
+    from contrail import nycflights
+    from contrail.simulate import drop_days
+    from contrail.stack.api import AirflowClient
+
+    api = AirflowClient.for_local(stack)
+    s3 = lake.s3_client(stack)
+    bucket = stack.bucket
+
+    # Jan 4: a flights export with a renamed column; weather is fine
+    bad_header = nycflights.day("flights", BAD_HEADER_DAY).rename(columns={"dest": "destination"})
+    bad_key = f"incoming/flights/{BAD_HEADER_DAY}/flights_{BAD_HEADER_DAY}.csv.gz"
+    s3.put_object(Bucket=bucket, Key=bad_key, Body=_gz_csv(bad_header))
+    drop_days(s3, bucket, [BAD_HEADER_DAY], datasets=("weather",))
+    # Jan 5: an origin outside {EWR, JFK, LGA} on many rows
+    bad_rows = nycflights.day("flights", BAD_DATA_DAY)
+    bad_rows.loc[bad_rows.index[:50], "origin"] = "XXX"
+    data_key = f"incoming/flights/{BAD_DATA_DAY}/flights_{BAD_DATA_DAY}.csv.gz"
+    s3.put_object(Bucket=bucket, Key=data_key, Body=_gz_csv(bad_rows))
+    drop_days(s3, bucket, [BAD_DATA_DAY], datasets=("weather",))
+
+    def landing_state(day):
+        for run in api.runs("landing_flights"):
+            if (run.get("logical_date") or "")[:10] == day.isoformat() and run["state"] in ("success", "failed"):
+                return run
+        return None
+
+    failed = _wait(lambda: landing_state(BAD_HEADER_DAY))
+    assert failed["state"] == "failed"
+    message = _task_log(api, "landing_flights", failed["dag_run_id"], "land")
+    assert bad_key in message and "wrong_header" in message
+    assert not any(lake.list_objects(s3, bucket, lake.landing_partition("flights", BAD_HEADER_DAY)))
+    quarantined = [o.key for o in lake.list_objects(s3, bucket, lake.quarantine_prefix("flights", BAD_HEADER_DAY))]
+    assert any(k.endswith("reason.json") for k in quarantined) and len(quarantined) >= 2
+
+    # Jan 5 lands (its structure is fine) but the quality gate quarantines it
+    assert _wait(lambda: landing_state(BAD_DATA_DAY))["state"] == "success"
+    reason_key = f"{lake.quarantine_prefix('flights', BAD_DATA_DAY)}v=0001/reason.json"
+    reason = _wait(lambda: lake.exists(s3, bucket, reason_key) and lake.read_json(s3, bucket, reason_key))
+    assert any("origin" in str(f) for f in reason["failures"]), reason
+    assert not lake.exists(s3, bucket, lake.validated_pointer_key("flights", BAD_DATA_DAY))
+    gate_failed = _wait(lambda: [r for r in api.runs("quality") if r["state"] == "failed"])
+    log_text = _task_log(api, "quality", gate_failed[0]["dag_run_id"], "gate_flights")
+    assert f"dt={BAD_DATA_DAY}" in log_text and "origin" in log_text
+
+    # upstream re-drops a corrected export; a backfill re-runs landing for that day
+    s3.put_object(Bucket=bucket, Key=data_key, Body=_gz_csv(nycflights.day("flights", BAD_DATA_DAY)))
+    api.backfill("landing_flights", f"{BAD_DATA_DAY}T00:00:00Z", f"{BAD_DATA_DAY}T00:00:00Z",
+                 reprocess="completed", max_active_runs=1)
+    pointer_key = lake.validated_pointer_key("flights", BAD_DATA_DAY)
+    pointer = _wait(lambda: lake.exists(s3, bucket, pointer_key) and lake.read_json(s3, bucket, pointer_key))
+    assert pointer["version"] == 2
+    history = [o.key for o in lake.list_objects(s3, bucket, lake.landing_partition("flights", BAD_DATA_DAY))
+               if o.key.endswith("_manifest.json")]
+    assert len(history) == 2  # the bad version stays beside the corrected one
+    _wait(lambda: lake.exists(s3, bucket, lake.features_prefix(stack.feature_set, BAD_DATA_DAY) + "_SUCCESS"))
+
+
 def test_stop_and_start_loses_nothing(stack, pipeline_run):
     from contrail.stack import local
     from contrail.stack.api import AirflowClient
