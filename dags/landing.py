@@ -44,7 +44,7 @@ for dataset in DATASETS:
             bucket_key=f"incoming/{dataset}/{{{{ ds }}}}/*.csv.gz",
             wildcard_match=True,
             deferrable=True,
-            poke_interval=15,
+            poke_interval=5 if settings.is_local else 60,
             timeout=timedelta(hours=6).total_seconds(),
             doc_md="Waits in the triggerer for upstream's drop for this data interval.",
         )
