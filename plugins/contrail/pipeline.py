@@ -321,8 +321,9 @@ def build_features_local(planned: dict, context: dict) -> dict:
     return publish_built_features(client, planned, context)
 
 
-def publish_built_features(client, planned: dict, context: dict) -> dict:
-    """After any runner: check every target was published, gate it, emit the features asset."""
+def publish_built_features(client, planned: dict, context: dict, **run_info: Any) -> dict:
+    """After any runner (local, EMR, EMR Serverless): check every target was published, pass it
+    through the ``features`` GX suite, and emit the features asset with the run's extra."""
     from contrail import assets
 
     cfg = settings()
@@ -335,7 +336,7 @@ def publish_built_features(client, planned: dict, context: dict) -> dict:
     gate = validate_feature_partitions(client, cfg.bucket, cfg.feature_set, planned["targets"])
     extra = {"feature_set": cfg.feature_set, "dates": planned["targets"], "rows": rows,
              "warnings": sum(r["warnings"] for r in gate),
-             "job_version": planned["job_version"], "plan_uri": planned["plan_uri"]}
+             "job_version": planned["job_version"], "plan_uri": planned["plan_uri"], **run_info}
     context["outlet_events"][assets.features()].extra = extra
     return extra
 

@@ -267,8 +267,9 @@ def _kwargs_summary(kwargs: Mapping[str, Any], columns: tuple[str, ...]) -> str:
         if key in ("batch_id", "condition_parser") or (key in _COLUMN_KWARGS and columns):
             continue
         if isinstance(value, (list, tuple, set)) and len(value) > 12:
-            value = f"<{len(value)} values>"
-        parts.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
+            parts.append(f"{key}=<{len(value)} values>")
+        else:
+            parts.append(f"{key}={value!r}")
     return ", ".join(parts)
 
 
@@ -288,12 +289,20 @@ def _columns(expectation: str, kwargs: Mapping[str, Any]) -> tuple[str, ...]:
     return ()
 
 
+def _exception_message(info: Mapping[str, Any]) -> str | None:
+    """GX reports an exception flat, or per failed metric in a nested mapping."""
+    if "raised_exception" in info:
+        return (info.get("exception_message") or "error") if info["raised_exception"] else None
+    messages = [_exception_message(v) for v in info.values() if isinstance(v, Mapping)]
+    found = sorted({m for m in messages if m})
+    return "; ".join(found) or None
+
+
 def _rule_failure(result: dict[str, Any]) -> RuleFailure:
     config = result["expectation_config"]
     meta = config.get("meta") or {}
     res = result.get("result") or {}
-    exc = result.get("exception_info") or {}
-    error = exc.get("exception_message") if exc.get("raised_exception") else None
+    error = _exception_message(result.get("exception_info") or {})
     columns = _columns(config["type"], config["kwargs"])
     return RuleFailure(
         severity=meta.get("severity", "critical"),
@@ -301,7 +310,8 @@ def _rule_failure(result: dict[str, Any]) -> RuleFailure:
         columns=columns,
         kwargs=_kwargs_summary(config["kwargs"], columns),
         why=meta.get("why", ""),
-        observed=res.get("observed_value", res.get("details")),
+        # details (e.g. which columns are missing) says more than a whole observed column list
+        observed=res.get("details", res.get("observed_value")),
         unexpected_count=res.get("unexpected_count"),
         element_count=res.get("element_count"),
         unexpected_examples=tuple(res.get("partial_unexpected_list") or ())[:_EXAMPLES],
@@ -427,7 +437,9 @@ class QualityGate:
                 gx.ValidationDefinition(name=f"{suite}@{dataset}", data=batch, suite=self._suite(suite)))
         return self._validations[key]
 
-    def validate(self, df: pd.DataFrame, *, suite: str, dataset: str, dt: date, version: int) -> QualityReport:
+    def validate(
+        self, df: pd.DataFrame, *, suite: str, dataset: str, dt: date, version: int
+    ) -> QualityReport:
         """Validate one partition version; the report says whether it may pass to ``validated/``."""
         from great_expectations.core.run_identifier import RunIdentifier
 

@@ -56,3 +56,43 @@ def test_features_wait_until_every_dataset_is_validated():
     validated = _validated([date(2013, 1, 1)])
     validated["weather"] = {}
     assert pending_feature_dates(validated, {}) == []
+
+
+def test_publish_requires_success_for_every_target_then_gates_and_emits(monkeypatch):
+    import json
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    import boto3
+    import pytest
+    from moto import mock_aws
+
+    from contrail import pipeline
+
+    gated = []
+    monkeypatch.setattr(pipeline, "validate_feature_partitions",
+                        lambda client, bucket, fs, dates: gated.append(list(dates)) or
+                        [{"dt": d, "passed": True, "warnings": 1} for d in dates])
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        bucket = pipeline.settings().bucket
+        s3.create_bucket(Bucket=bucket)
+        planned = {"targets": ["2013-01-02", "2013-01-03"], "job_version": "0123456789ab",
+                   "plan_uri": "s3://b/plan.json"}
+        for dt, rows in (("2013-01-02", 901), ("2013-01-03", 877)):
+            prefix = f"features/flights_v1/dt={dt}/"
+            s3.put_object(Bucket=bucket, Key=prefix + "_manifest.json", Body=json.dumps({"dt": dt, "rows": rows}))
+        s3.put_object(Bucket=bucket, Key="features/flights_v1/dt=2013-01-02/_SUCCESS", Body=b"")
+        events = defaultdict(lambda: SimpleNamespace(extra=None))
+        with pytest.raises(RuntimeError, match="dt=2013-01-03"):
+            pipeline.publish_built_features(s3, planned, {"outlet_events": events})
+        assert gated == []  # nothing is gated or emitted while a target is unpublished
+        s3.put_object(Bucket=bucket, Key="features/flights_v1/dt=2013-01-03/_SUCCESS", Body=b"")
+        extra = pipeline.publish_built_features(s3, planned, {"outlet_events": events},
+                                                runner="emr", cluster_id="j-1")
+    assert gated == [["2013-01-02", "2013-01-03"]]
+    assert extra == {"feature_set": "flights_v1", "dates": ["2013-01-02", "2013-01-03"],
+                     "rows": {"2013-01-02": 901, "2013-01-03": 877}, "warnings": 2,
+                     "job_version": "0123456789ab", "plan_uri": "s3://b/plan.json",
+                     "runner": "emr", "cluster_id": "j-1"}
+    assert len(events) == 1 and next(iter(events.values())).extra == extra

@@ -50,7 +50,8 @@ def test_prepare_derives_minutes_dates_and_time_zone_check() -> None:
     raw = pd.DataFrame({
         "year": [2013, 2013, 2013], "month": [3, 13, 3], "day": [1, 1, 1],
         "sched_dep_time": [517, 1275, 2359], "sched_arr_time": [830, 900, 5],
-        "dep_time": pd.array([2400, None, 1], dtype="Int64"), "arr_time": pd.array([1, None, 100], dtype="Int64"),
+        "dep_time": pd.array([2400, None, 1], dtype="Int64"),
+        "arr_time": pd.array([1, None, 100], dtype="Int64"),
         "hour": [5, 12, 23],
         # 10:17 UTC is 05:17 EST; the third row's time_hour is an hour off
         "time_hour": ["2013-03-01T10:00:00Z", "2013-03-01T17:00:00Z", "2013-03-02T03:00:00Z"],
@@ -91,6 +92,11 @@ def test_suite_without_severity_is_rejected(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the gate
+
+BETWEEN = "expect_column_values_to_be_between"
+IN_SET = "expect_column_values_to_be_in_set"
+UNIQUE = "expect_compound_columns_to_be_unique"
+NOT_NULL = "expect_column_values_to_not_be_null"
 
 @pytest.fixture(scope="module")
 def gate(tmp_path_factory: pytest.TempPathFactory) -> QualityGate:
@@ -133,13 +139,13 @@ def _cancelled_but_arrived(df: pd.DataFrame) -> pd.DataFrame:
 
 BAD_FLIGHTS = {
     "duplicate key": (_duplicate_first_row,
-                      ("expect_compound_columns_to_be_unique", ("carrier", "flight", "origin", "sched_dep_time"))),
+                      (UNIQUE, ("carrier", "flight", "origin", "sched_dep_time"))),
     "JFX origin": (_set("origin", "JFX"), ("expect_column_values_to_be_in_set", ("origin",))),
     "unknown carrier": (_set("carrier", "ZZ"), ("expect_column_values_to_be_in_set", ("carrier",))),
     "row count 10": (lambda df: df.head(10), ("expect_table_row_count_to_be_between", ())),
     "wrong year": (_set("year", 2012, slice(None)), ("expect_column_values_to_be_in_set", ("_flight_date",))),
-    "minute 75": (_set("sched_dep_time", 1275), ("expect_column_values_to_be_between", ("_sched_dep_minute",))),
-    "arrival 2460": (_set("sched_arr_time", 2460), ("expect_column_values_to_be_between", ("sched_arr_time",))),
+    "minute 75": (_set("sched_dep_time", 1275), (BETWEEN, ("_sched_dep_minute",))),
+    "arrival 2460": (_set("sched_arr_time", 2460), (BETWEEN, ("sched_arr_time",))),
     "zero distance": (_set("distance", 0), ("expect_column_values_to_be_between", ("distance",))),
     "too far": (_set("distance", 5000), ("expect_column_values_to_be_between", ("distance",))),
     "cancelled but arrived": (_cancelled_but_arrived, ("expect_column_values_to_be_null", ("arr_time",))),
@@ -213,7 +219,7 @@ BAD_WEATHER = {
     "negative precip": (_set("precip", -0.1), ("expect_column_values_to_be_between", ("precip",))),
     "dew point above temp": (_dew_above_temp,
                              ("expect_column_pair_values_a_to_be_greater_than_b", ("temp", "dewp"))),
-    "duplicate hour": (_duplicate_first_row, ("expect_compound_columns_to_be_unique", ("origin", "time_hour"))),
+    "duplicate hour": (_duplicate_first_row, (UNIQUE, ("origin", "time_hour"))),
     "broken wind sensor": (_set("wind_speed", 900.0, slice(0, 24)),
                            ("expect_column_values_to_be_between", ("wind_speed",))),
 }
@@ -244,7 +250,8 @@ def features_day(dt: date) -> pd.DataFrame:
     label = fl["arr_delay"].ge(15).astype("Int64").where(status == "arrived")
     out = pd.DataFrame({
         "flight_id": (fl["carrier"] + "-" + fl["flight"].astype(str) + "-" + fl["origin"] + "-"
-                      + dt.strftime("%Y%m%d") + fl["hour"].map("{:02d}".format) + fl["minute"].map("{:02d}".format)),
+                      + dt.strftime("%Y%m%d") + fl["hour"].map("{:02d}".format)
+                      + fl["minute"].map("{:02d}".format)),
         "dt": dt.isoformat(),
         "time_hour": pd.to_datetime(fl["time_hour"], utc=True),
         "origin": fl["origin"], "dest": fl["dest"], "carrier": fl["carrier"],
@@ -285,11 +292,11 @@ BAD_FEATURES = {
     "outcome column present": (lambda df: df.assign(arr_delay=1),
                                ("expect_table_columns_to_not_contain", ())),
     "label 2": (_label_on("arrived", 2), ("expect_column_values_to_be_in_set", ("label",))),
-    "arrived without label": (_label_on("arrived", None), ("expect_column_values_to_not_be_null", ("label",))),
+    "arrived without label": (_label_on("arrived", None), (NOT_NULL, ("label",))),
     "cancelled with label": (_label_on("cancelled", 0), ("expect_column_values_to_be_null", ("label",))),
     "null volume": (_set("carrier_flights_28d", None), ("expect_column_values_to_not_be_null",
                                                          ("carrier_flights_28d",))),
-    "rate above 1": (_set("origin_ontime_7d", 1.5), ("expect_column_values_to_be_between", ("origin_ontime_7d",))),
+    "rate above 1": (_set("origin_ontime_7d", 1.5), (BETWEEN, ("origin_ontime_7d",))),
     "fan-out duplicate": (_duplicate_first_row, ("expect_column_values_to_be_unique", ("flight_id",))),
     "route missing": (lambda df: df.drop(columns="route"), ("expect_table_columns_to_match_set", ())),
 }

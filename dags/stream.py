@@ -1,0 +1,116 @@
+"""
+### Stream — micro-batch scoring of Firehose objects (`stream_scoring`, `stream_sweep`, `compaction`)
+
+**`stream_scoring`** is event-driven: an `AssetWatcher` in the triggerer long-polls the stream
+SQS queue (S3 `ObjectCreated` notifications for `stream/`), and each notification becomes an
+asset event that schedules a run. The run scores the Firehose objects those events name with
+the `@champion` model and writes `predictions/<model>/stream/dt=…/<object-sha>.parquet`;
+malformed, inconsistent or duplicate records go to `deadletter/stream/invalid/flights/`.
+
+**`stream_sweep`** runs every 15 minutes as the safety net (a lost notification, a run that
+failed for good, objects that arrived before a champion existed): it processes every object
+older than two minutes that is not in the ledger.
+
+Both call the same task. Exactly once: an object is done only when its entry exists in the
+append-only ledger `ledger/stream/flights/objects/`, written last; outputs before it have
+deterministic keys, and each event is claimed once across objects.
+
+**`compaction`** (daily over 2013, paused at creation) merges one day's stream events into
+`warm/stream/flights/dt=…/part-00000.parquet`; re-running gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+from airflow.sdk import DAG, Asset, AssetWatcher, task
+
+from contrail import assets
+from contrail.dag_defaults import DEFAULT_ARGS, TAGS
+from contrail.settings import load_settings
+from contrail.stream import queue_url
+
+settings = load_settings()
+
+# One asset per Firehose prefix; its watcher turns each SQS message into an asset event.
+stream_objects = Asset(
+    name="stream_flights",
+    uri=f"s3://{settings.bucket}/stream/flights/",
+    group="stream",
+    watchers=[AssetWatcher(
+        name="stream_flights_sqs",
+        trigger=MessageQueueTrigger(
+            scheme="sqs",
+            sqs_queue=queue_url(settings),
+            aws_conn_id=settings.aws_conn_id,
+            # long-poll 5 s, then re-poll after 1 s: freshness is the point of this path
+            wait_time_seconds=5,
+            waiter_delay=1,
+            max_messages=10,
+        ),
+    )],
+)
+
+with DAG(
+    dag_id="stream_scoring",
+    schedule=[stream_objects],
+    start_date=datetime(2013, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    # events arriving during a run queue up and are taken together by the next one
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "stream", "scoring"],
+    doc_md=__doc__,
+):
+
+    @task(outlets=[assets.predictions()], retry_delay=timedelta(seconds=5))
+    def score_objects(**context) -> dict:
+        from contrail.stream import process_from_context
+
+        return process_from_context(context, mode="event")
+
+    score_objects()
+
+
+with DAG(
+    dag_id="stream_sweep",
+    schedule=timedelta(minutes=15),
+    start_date=datetime(2013, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "stream", "scoring"],
+    doc_md=__doc__,
+):
+
+    @task(outlets=[assets.predictions()])
+    def score_objects(**context) -> dict:
+        from contrail.stream import process_from_context
+
+        return process_from_context(context, mode="sweep")
+
+    score_objects()
+
+
+with DAG(
+    dag_id="compaction",
+    schedule="@daily",
+    start_date=datetime(2013, 1, 1, tzinfo=timezone.utc),
+    end_date=datetime(2013, 12, 31, tzinfo=timezone.utc),
+    catchup=True,
+    # a year of catch-up runs is a decision for a person, not a side effect of deploying
+    is_paused_upon_creation=True,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "stream", "warm"],
+    doc_md=__doc__,
+):
+
+    @task
+    def compact_day(**context) -> dict:
+        from contrail.stream import compact_from_context
+
+        return compact_from_context(context)
+
+    compact_day()

@@ -1,0 +1,131 @@
+"""The micro-batch path through the real stack, event-driven: records put through the Firehose
+API land as objects under ``stream/``, S3 notifies the stream SQS queue, the triggerer's
+``AssetWatcher`` turns each message into an asset event, the scheduler runs ``stream_scoring``,
+and each valid event is scored by the champion exactly once — also after a duplicate
+delivery, a malformed record, a duplicate notification and a sweep over the same objects.
+
+Needs a champion model and published batch features: in a full session the batch pipeline
+test (``test_pipeline_e2e``, collected first) has produced them; run alone, this module runs
+the same batch pipeline through its ``pipeline_run`` fixture first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime
+
+import pytest
+
+from contrail import lake
+
+from .test_pipeline_e2e import DAYS, pipeline_run  # noqa: F401 - the batch pipeline fixture
+
+pytestmark = pytest.mark.e2e
+
+STREAM_DAGS = ["stream_scoring", "stream_sweep"]
+# a half hour of the last batch day: ~40 real flights in ~20 Firehose objects
+WINDOW = (datetime(2013, 1, 3, 6, 0), datetime(2013, 1, 3, 6, 30))
+TIMEOUT = 900
+
+
+def _wait(predicate, what: str, timeout: float = TIMEOUT, poll: float = 3.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _has_champion(settings) -> bool:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=settings.mlflow_url)
+    try:
+        return "champion" in client.get_registered_model(settings.model_name).aliases
+    except mlflow.exceptions.MlflowException:
+        return False
+
+
+@pytest.fixture(scope="module")
+def batch_ready(stack, request):
+    """Champion + published features: reuse what the batch e2e test left, else produce them."""
+    s3 = lake.s3_client(stack)
+    published = all(lake.exists(s3, stack.bucket, lake.features_prefix(stack.feature_set, d) + "_SUCCESS")
+                    for d in DAYS)
+    if not (published and _has_champion(stack)):
+        request.getfixturevalue("pipeline_run")
+    return stack
+
+
+def test_stream_events_are_scored_once_through_the_triggerer(batch_ready):
+    from contrail import nycflights, stream
+    from contrail.simulate import encode_event, replay_stream, schedule_events
+    from contrail.stack.api import AirflowClient
+    from contrail.stack.local import wait_for_dags
+
+    settings = batch_ready
+    s3, bucket = lake.s3_client(settings), settings.bucket
+    api = AirflowClient.for_local(settings)
+    wait_for_dags(settings, STREAM_DAGS)
+    # the sweep stays paused until the end: every prediction before that comes from the event path
+    api.set_paused("stream_sweep", True)
+    api.set_paused("stream_scoring", False)
+
+    events = list(schedule_events(nycflights.load("flights"), *WINDOW))
+    assert 20 <= len(events) <= 200
+    firehose = lake.client("firehose", settings)
+    replay_stream(firehose, settings.firehose_stream, *WINDOW, speedup=math.inf, events=events)
+    # Firehose is at-least-once: one event delivered again; and a producer bug
+    firehose.put_record_batch(DeliveryStreamName=settings.firehose_stream, Records=[
+        {"Data": encode_event(events[0])}, {"Data": b"{this is not json\n"},
+        {"Data": encode_event({**events[1], "distance": "far"})}])
+    wanted = {e["event_id"] for e in events}
+
+    def all_ledgered():
+        return not stream.unledgered(s3, bucket)
+
+    def all_scored():
+        preds = stream.read_predictions(s3, bucket, settings.model_name)
+        return wanted <= set(preds["event_id"]) and all_ledgered()
+
+    _wait(all_scored, "every streamed event to be scored and every object ledgered")
+    preds = stream.read_predictions(s3, bucket, settings.model_name)
+    assert preds["event_id"].is_unique and set(preds["event_id"]) == wanted
+    assert (preds["dt"] == "2013-01-03").all() and (preds["features_dt"] == "2013-01-03").all()
+    assert preds["probability"].between(0, 1).all() and preds["model_version"].notna().all()
+    runs = api.runs("stream_scoring")
+    assert any(r["state"] == "success" for r in runs), runs
+    assert not [r for r in runs if r["state"] == "failed"], runs
+
+    dead = [lake.read_json(s3, bucket, o.key)
+            for o in lake.list_objects(s3, bucket, stream.DEADLETTER_PREFIX)]
+    reasons = sorted(r["reason"].split(":")[0] for d in dead for r in d["records"])
+    assert reasons == ["duplicate event_id", "malformed JSON", "wrong type"]
+
+    # a duplicate notification for an object already done: a run, and nothing new
+    from urllib.parse import quote_plus
+
+    done_key = preds["object_key"].iloc[0]
+    sqs = lake.client("sqs", settings)
+    queue = sqs.get_queue_url(QueueName=settings.stream_queue)["QueueUrl"]
+    before = {r["dag_run_id"] for r in api.runs("stream_scoring")}
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"Records": [{
+        "eventName": "ObjectCreated:Put", "s3": {"object": {"key": quote_plus(done_key)}}}]}))
+    _wait(lambda: [r for r in api.runs("stream_scoring")
+                   if r["dag_run_id"] not in before and r["state"] in ("success", "failed")],
+          "the run for the duplicate notification", timeout=300)
+
+    # and the sweep over the same lake: nothing unledgered, nothing rescored
+    api.set_paused("stream_sweep", False)
+    sweep = api.trigger("stream_sweep", logical_date=None)
+    _wait(lambda: api.request("GET", f"/dags/stream_sweep/dagRuns/{sweep['dag_run_id']}")["state"]
+          in ("success", "failed"), "the sweep run", timeout=300)
+    assert api.request("GET", f"/dags/stream_sweep/dagRuns/{sweep['dag_run_id']}")["state"] == "success"
+
+    after = stream.read_predictions(s3, bucket, settings.model_name)
+    assert len(after) == len(preds) and after["event_id"].is_unique
+    assert not [r for r in api.runs("stream_scoring") if r["state"] == "failed"]

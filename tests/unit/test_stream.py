@@ -1,0 +1,338 @@
+"""The micro-batch path: record validation, notifications, stream features, and exactly-once
+processing against an in-process moto S3 (a killed task, a re-run, duplicate notifications,
+duplicate deliveries across objects, malformed records), plus compaction idempotence.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date, datetime
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+from moto import mock_aws
+
+from contrail import lake, stream
+from contrail.settings import load_settings
+from contrail.simulate import encode_event, event_id
+from contrail.training import FEATURES
+
+BUCKET = "contrail-test"
+MODEL = "flight_delay"
+FEATURE_SET = "flights_v1"
+PROCESSED = "2026-11-29T09:00:00.000+00:00"
+
+
+def make_event(carrier: str = "UA", flight: int = 1545, origin: str = "EWR", dest: str = "IAH",
+               when: datetime = datetime(2013, 1, 2, 5, 15), distance: int = 1400) -> dict[str, Any]:
+    utc_hour = when.replace(minute=0).isoformat()  # the tests do not need a real UTC offset
+    return {
+        "event_id": event_id(carrier, flight, origin, when), "event_time": when.isoformat(),
+        "year": when.year, "month": when.month, "day": when.day,
+        "sched_dep_time": when.hour * 100 + when.minute, "sched_arr_time": 830,
+        "carrier": carrier, "flight": flight, "tailnum": "N14228", "origin": origin, "dest": dest,
+        "distance": distance, "hour": when.hour, "minute": when.minute, "time_hour": f"{utc_hour}Z",
+    }
+
+
+def body(*records: dict | str) -> bytes:
+    return b"".join(encode_event(r) if isinstance(r, dict) else (r + "\n").encode() for r in records)
+
+
+E1 = make_event()
+E2 = make_event(carrier="AA", flight=1141, origin="JFK", dest="MIA", when=datetime(2013, 1, 2, 5, 40),
+                distance=1089)
+E3 = make_event(carrier="B6", flight=725, origin="JFK", dest="BQN", when=datetime(2013, 1, 2, 6, 0),
+                distance=1576)
+
+
+# --------------------------------------------------------------------------- pure
+
+
+def test_queue_url_is_built_without_network():
+    local = load_settings({"CONTRAIL_EMULATOR_PORT": "14566", "CONTRAIL_BUCKET": "b"})
+    assert stream.queue_url(local) == "http://127.0.0.1:14566/123456789012/b-stream-events"
+    aws = load_settings({"CONTRAIL_ENV": "aws"})
+    with pytest.raises(ValueError, match="CONTRAIL_STREAM_QUEUE_URL"):
+        stream.queue_url(aws, {})
+    url = "https://sqs.us-east-1.amazonaws.com/111122223333/contrail-lake-stream-events"
+    assert stream.queue_url(aws, {"CONTRAIL_STREAM_QUEUE_URL": url}) == url
+
+
+def _notification(*keys: str, event: str = "ObjectCreated:Put") -> str:
+    from urllib.parse import quote_plus
+
+    return json.dumps({"Records": [{"eventName": event, "s3": {"object": {"key": quote_plus(k)}}}
+                                   for k in keys]})
+
+
+def test_notifications_skip_the_test_event_and_decode_keys():
+    test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET})
+    assert stream.keys_from_notification(test_event) == []
+    assert stream.keys_from_notification("not json") == []
+    key = "stream/flights/2026/11/29/09/contrail lake-flight-events-1-2026-11-29-09-00-00-ab:cd"
+    assert stream.keys_from_notification(_notification(key)) == [key]
+    assert stream.keys_from_notification(_notification("incoming/x.csv")) == []
+    assert stream.keys_from_notification(_notification(key, event="ObjectRemoved:Delete")) == []
+
+
+def test_asset_events_give_each_key_once_in_order():
+    a, b = "stream/flights/2026/11/29/09/a", "stream/flights/2026/11/29/09/b"
+    extras = [
+        {"from_trigger": True, "payload": {"status": "success", "message_batch": [
+            {"Body": json.dumps({"Event": "s3:TestEvent"})}, {"Body": _notification(a)}]}},
+        {"from_trigger": True, "payload": {"message_batch": [{"Body": _notification(b, a)}]}},
+        None,
+    ]
+    assert stream.keys_from_asset_events(extras) == [a, b]
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"distance": "1400"}, "wrong type: distance"),
+    ({"flight": True}, "wrong type: flight"),
+    ({"carrier": None}, "missing field(s): carrier"),
+    ({"month": 13}, "out of range"),
+    ({"time_hour": "2013-01-02 05:00:00"}, "malformed time_hour"),
+    ({"event_time": "2013-01-02T05:16:00"}, "inconsistent: event_time"),
+    ({"event_id": "UA-1545-EWR-2013-01-02T05:16"}, "inconsistent: event_id"),
+    ({"day": 31, "month": 2}, "invalid date"),
+])
+def test_validation_names_the_reason(change, reason):
+    assert stream.validate_event(E1) is None
+    assert stream.validate_event({**E1, "tailnum": None}) is None
+    assert reason in stream.validate_event({**E1, **change})
+
+
+def test_bad_lines_are_rejected_and_the_batch_goes_on():
+    missing = {k: v for k, v in E2.items() if k != "dest"}
+    parsed = stream.parse_object(body(E1, "{not json", missing, "", "[1, 2]", E1, E3))
+    assert [e["event_id"] for e in parsed.events] == [E1["event_id"], E3["event_id"]]
+    reasons = {r.line: r.reason for r in parsed.rejected}
+    assert reasons[2].startswith("malformed JSON")
+    assert reasons[3] == "missing field(s): dest"
+    assert reasons[5].startswith("not a JSON object")
+    assert reasons[6] == "duplicate event_id within the object"
+    assert len(parsed.rejected) == 4
+
+
+def _batch_partition(dt: str = "2013-01-02") -> pd.DataFrame:
+    """A published feature partition: two flights with per-key trailing values and weather."""
+    rows = [
+        {"flight_id": "UA-1-EWR-x", "origin": "EWR", "dest": "IAH", "carrier": "UA", "route": "EWR-IAH",
+         "time_hour": pd.Timestamp("2013-01-02T05:00:00Z"), "temp": 39.0},
+        {"flight_id": "B6-2-JFK-x", "origin": "JFK", "dest": "BQN", "carrier": "B6", "route": "JFK-BQN",
+         "time_hour": pd.Timestamp("2013-01-02T06:00:00Z"), "temp": 41.0},
+    ]
+    frame = pd.DataFrame(rows)
+    frame["dt"] = dt
+    for col in ("dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib"):
+        frame[col] = 1.0
+    for key, base in (("carrier", 0.1), ("origin", 0.2), ("route", 0.3)):
+        for days in (7, 28):
+            frame[f"{key}_ontime_{days}d"] = [base + days / 100, base + 0.5]
+            frame[f"{key}_flights_{days}d"] = [days * 10, days * 20]
+    return frame
+
+
+def _schedule(events) -> pd.DataFrame:
+    """What schedule_frame returns, built by hand for the pure join test."""
+    return pd.DataFrame({
+        "flight_id": [e["event_id"] for e in events], "dt": [stream.event_day(e) for e in events],
+        "time_hour": pd.to_datetime([e["time_hour"] for e in events]).tz_localize(None),
+        "origin": [e["origin"] for e in events], "dest": [e["dest"] for e in events],
+        "carrier": [e["carrier"] for e in events],
+        "route": [f"{e['origin']}-{e['dest']}" for e in events],
+        "distance": [e["distance"] for e in events], "sched_dep_hour": [e["hour"] for e in events],
+        "sched_dep_weekday": 3, "month": 1,
+    })
+
+
+def test_batch_lookups_join_per_key_and_weather_only_on_the_same_day():
+    out = stream.join_batch_lookups(_schedule([E1, E2, E3]), _batch_partition(), "2013-01-02")
+    ua, aa, b6 = (out.set_index("carrier").loc[c] for c in ("UA", "AA", "B6"))
+    assert ua["carrier_ontime_7d"] == pytest.approx(0.17) and ua["route_flights_28d"] == 280
+    assert ua["temp"] == 39.0 and b6["temp"] == 41.0
+    assert b6["origin_ontime_28d"] == pytest.approx(0.7)
+    # AA never flew in the partition: unknown, not zero; JFK's origin rates still apply
+    assert np.isnan(aa["carrier_ontime_7d"]) and np.isnan(aa["route_flights_7d"])
+    assert aa["origin_ontime_7d"] == pytest.approx(0.7) and np.isnan(aa["temp"])  # no 05:00 JFK row
+    assert set(FEATURES) <= set(out.columns) and (out["features_dt"] == "2013-01-02").all()
+    assert all(out[c].dtype == "float64" for c in FEATURES[4:])
+
+    stale = stream.join_batch_lookups(_schedule([E1]), _batch_partition("2013-01-01"), "2013-01-01")
+    assert stale.loc[0, "carrier_ontime_7d"] == pytest.approx(0.17)  # stale trailing rates are kept
+    assert np.isnan(stale.loc[0, "temp"])  # yesterday's weather is not guessed into today
+
+    none = stream.join_batch_lookups(_schedule([E1]), None, None)
+    looked_up = list(FEATURES[FEATURES.index("temp"):])
+    assert none[looked_up].isna().all().all() and none.loc[0, "features_dt"] is None
+    assert none.loc[0, "distance"] == 1400.0
+
+
+def test_partition_on_or_before_never_looks_ahead():
+    days = [date(2013, 1, 1), date(2013, 1, 3)]
+    assert stream.partition_on_or_before(days, date(2013, 1, 2)) == date(2013, 1, 1)
+    assert stream.partition_on_or_before(days, date(2013, 1, 3)) == date(2013, 1, 3)
+    assert stream.partition_on_or_before(days, date(2012, 12, 31)) is None
+
+
+# --------------------------------------------------------------------------- S3 (moto) + Spark
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = stream.local_spark()
+    yield session
+    session.stop()
+
+
+def test_schedule_features_come_from_the_batch_transform(spark):
+    out = stream.schedule_frame([E1, E3], spark)
+    assert list(out["flight_id"]) == ["UA-1545-EWR-201301020515", "B6-725-JFK-201301020600"]
+    assert list(out["dt"]) == ["2013-01-02", "2013-01-02"]
+    assert list(out["sched_dep_weekday"]) == [3, 3]  # 2013-01-02 was a Wednesday
+    assert list(out["route"]) == ["EWR-IAH", "JFK-BQN"]
+    assert out.loc[0, "time_hour"] == pd.Timestamp("2013-01-02 05:00:00")
+
+
+class DistanceModel:
+    """Stand-in champion: probability grows with distance (deterministic, no fitting)."""
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        assert list(x.columns) == list(FEATURES)
+        p = np.clip(x["distance"].to_numpy(dtype=float) / 2000.0, 0, 1)
+        return np.column_stack([1 - p, p])
+
+
+SCORER = stream.Scorer(model=DistanceModel(), model_name=MODEL, model_version="3", run_id="run-3")
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        import boto3
+
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        prefix = lake.features_prefix(FEATURE_SET, "2013-01-02")
+        buf = io.BytesIO()
+        _batch_partition().to_parquet(buf, index=False)
+        client.put_object(Bucket=BUCKET, Key=prefix + "part-00000.parquet", Body=buf.getvalue())
+        client.put_object(Bucket=BUCKET, Key=prefix + "_SUCCESS", Body=b"")
+        yield client
+
+
+def put(s3, name: str, payload: bytes) -> str:
+    key = f"stream/flights/2026/11/29/09/contrail-lake-flight-events-1-{name}"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=payload)
+    return key
+
+
+def run(s3, keys, spark) -> dict:
+    return stream.process_keys(s3, BUCKET, keys, scorer=SCORER, processed_time=PROCESSED, spark=spark,
+                               batch=stream.BatchFeatures(s3, BUCKET, FEATURE_SET))
+
+
+def predictions(s3) -> pd.DataFrame:
+    keys = sorted(o.key for o in lake.list_objects(s3, BUCKET, f"predictions/{MODEL}/stream/"))
+    return pd.concat([pd.read_parquet(io.BytesIO(lake.read_bytes(s3, BUCKET, k))) for k in keys],
+                     ignore_index=True)
+
+
+def test_an_object_is_scored_once_across_reruns_and_duplicate_notifications(s3, spark):
+    a = put(s3, "a", body(E1, E2))
+    first = run(s3, [a, a], spark)  # the same notification twice in one batch
+    assert (first["objects"], first["already_processed"], first["scored"]) == (1, 1, 2)
+    again = run(s3, [a], spark)  # a re-run, a late duplicate notification, the sweep
+    assert (again["objects"], again["already_processed"]) == (0, 1)
+    assert stream.unledgered(s3, BUCKET) == []
+
+    preds = predictions(s3)
+    assert sorted(preds["event_id"]) == sorted([E1["event_id"], E2["event_id"]])
+    row = preds.set_index("event_id").loc[E1["event_id"]]
+    assert row["probability"] == pytest.approx(0.7) and row["label"] == 1
+    assert (row["model_version"], row["features_dt"], row["dt"]) == ("3", "2013-01-02", "2013-01-02")
+    assert (row["event_time"], row["processed_time"], row["object_key"]) == (E1["event_time"], PROCESSED, a)
+    ledger = lake.read_json(s3, BUCKET, stream.ledger_key(a))
+    assert ledger["scored"] == 2 and ledger["days"] == ["2013-01-02"] and ledger["rejected"] == {}
+
+
+def test_a_task_killed_before_its_ledger_entry_reprocesses_without_duplicates(s3, spark, monkeypatch):
+    a = put(s3, "a", body(E1, E2))
+    real_put_immutable = lake.put_immutable
+
+    def killed(client, bucket, key, data, **extra):
+        if key.startswith(stream.OBJECTS_LEDGER):
+            raise KeyboardInterrupt("worker killed between outputs and ledger")
+        return real_put_immutable(client, bucket, key, data, **extra)
+
+    monkeypatch.setattr(lake, "put_immutable", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(s3, [a], spark)
+    assert not lake.exists(s3, BUCKET, stream.ledger_key(a))
+    assert len(predictions(s3)) == 2  # outputs were written, the ledger was not
+    assert stream.unledgered(s3, BUCKET) == [a]  # so the sweep (or a retry) takes it again
+
+    monkeypatch.setattr(lake, "put_immutable", real_put_immutable)
+    retry = run(s3, stream.unledgered(s3, BUCKET), spark)
+    # its own claims are recognised: nothing is dead-lettered as a duplicate of itself
+    assert (retry["objects"], retry["scored"], retry["rejected"]) == (1, 2, {})
+    preds = predictions(s3)
+    assert len(preds) == 2 and preds["event_id"].is_unique
+    assert not lake.exists(s3, BUCKET, stream.deadletter_key(a))
+
+
+def test_duplicates_across_objects_and_malformed_records_are_dead_lettered(s3, spark):
+    a = put(s3, "a", body(E1, E2))
+    b = put(s3, "b", body(E2, "{broken", {**E3, "distance": "far"}, E3))  # E2 delivered twice
+    summary = run(s3, [a, b], spark)
+    assert summary["scored"] == 3
+    assert summary["rejected"] == {"duplicate event_id": 1, "malformed JSON": 1, "wrong type": 1}
+    preds = predictions(s3)
+    assert sorted(preds["event_id"]) == sorted(e["event_id"] for e in (E1, E2, E3))
+    assert preds.set_index("event_id").loc[E2["event_id"], "object_key"] == a
+
+    dead = lake.read_json(s3, BUCKET, stream.deadletter_key(b))
+    reasons = sorted(r["reason"] for r in dead["records"])
+    assert reasons[0] == f"duplicate event_id: already delivered in {a}"
+    assert reasons[1].startswith("malformed JSON") and reasons[2].startswith("wrong type: distance")
+    assert lake.read_json(s3, BUCKET, stream.ledger_key(b))["rejected"] == {
+        "duplicate event_id": 1, "malformed JSON": 1, "wrong type": 1}
+
+
+def test_sweep_leaves_fresh_objects_to_the_event_path(s3):
+    a = put(s3, "a", body(E1))
+    head = s3.head_object(Bucket=BUCKET, Key=a)["LastModified"]
+    assert stream.unledgered(s3, BUCKET, modified_before=head) == []
+    assert stream.unledgered(s3, BUCKET) == [a]
+
+
+def test_compaction_is_idempotent_and_leaves_originals_untouched(s3, spark):
+    next_day = make_event(carrier="UA", flight=2, when=datetime(2013, 1, 3, 6, 0))
+    a = put(s3, "a", body(E3, E1))
+    b = put(s3, "b", body(E2, E1, next_day))  # E1 again: a duplicate delivery
+    run(s3, [a, b], spark)
+    etags = {k: s3.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in (a, b)}
+
+    first = stream.compact_day(s3, BUCKET, date(2013, 1, 2))
+    assert (first["rows"], first["sources"], first["written"]) == (3, 2, True)
+    part = lake.read_bytes(s3, BUCKET, stream.warm_key("2013-01-02"))
+    frame = pd.read_parquet(io.BytesIO(part))
+    assert list(frame["event_id"]) == [E1["event_id"], E2["event_id"], E3["event_id"]]  # by event_time
+    assert list(frame.set_index("event_id")["object_key"]) == [a, b, a]
+
+    second = stream.compact_day(s3, BUCKET, "2013-01-02")
+    assert second["written"] is False and second["sha256"] == first["sha256"]
+    assert lake.read_bytes(s3, BUCKET, stream.warm_key("2013-01-02")) == part
+    assert {k: s3.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in (a, b)} == etags
+
+    other = stream.compact_day(s3, BUCKET, "2013-01-03")
+    assert other["rows"] == 1 and other["sources"] == 1
+    assert stream.compact_day(s3, BUCKET, "2013-01-04") == {
+        "dt": "2013-01-04", "rows": 0, "sources": 0, "key": stream.warm_key("2013-01-04"), "written": False}
