@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.contrail-installed
 UV_VERSION := 0.13.9
 
-.PHONY: help venv demo test test-fast up down status bootstrap bench lock clean clean-state
+.PHONY: help venv demo test test-fast test-quality-all up down status bootstrap bench lock clean clean-state
 
 help:
 	@echo "make demo    - install, start the local stack, run a few days of 2013 through Airflow, stop"
@@ -31,6 +31,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
+
+test-quality-all: $(STAMP)
+	CONTRAIL_QUALITY_ALL_DAYS=1 $(BIN)/python -m pytest tests/unit/test_quality_real_days.py
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not e2e"

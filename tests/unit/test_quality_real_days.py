@@ -6,10 +6,16 @@ One gate for the whole module (GX is imported once). Documented exceptions, asse
   no rows; the empty partition fails the row-count rule and nothing else critical.
 * warnings are allowed (they do not block); the ones real days raise are asserted too, so
   a loosened or broken warning rule shows up here.
+
+GX 1.24 costs ~1-2 s of CPU per daily validation, so all 730 take ~10 CPU-minutes. By default
+(and in CI) the test runs a fixed stratified sample: every 7th day, the first and last day,
+and every documented odd day; ``CONTRAIL_QUALITY_ALL_DAYS=1`` (``make test-quality-all``)
+runs all 365 days of both suites — last full run: all pass, exceptions exactly as below.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 
 import pytest
@@ -17,11 +23,18 @@ import pytest
 from contrail import nycflights
 from contrail.quality import QualityGate
 
-DAYS = [nycflights.FIRST_DAY + timedelta(days=i) for i in range(365)]
+ALL_DAYS = [nycflights.FIRST_DAY + timedelta(days=i) for i in range(365)]
 STORM_DAYS = {date(2013, 2, 8), date(2013, 2, 9), date(2013, 3, 6), date(2013, 3, 8), date(2013, 5, 23),
               date(2013, 9, 12), date(2013, 12, 5), date(2013, 12, 10), date(2013, 12, 14)}
 WIND_SPEED_ERROR_DAY = date(2013, 2, 12)  # EWR reports 1,048 mph at 08:00Z
 NO_WEATHER_DAY = date(2013, 12, 31)
+DST_DAYS = {date(2013, 3, 10), date(2013, 11, 3)}  # 23- and 25-hour local days
+ODD_DAYS = STORM_DAYS | DST_DAYS | {WIND_SPEED_ERROR_DAY, NO_WEATHER_DAY}
+
+if os.environ.get("CONTRAIL_QUALITY_ALL_DAYS") == "1":
+    DAYS = ALL_DAYS
+else:
+    DAYS = sorted({d for i, d in enumerate(ALL_DAYS) if i % 7 == 0} | {ALL_DAYS[0], ALL_DAYS[-1]} | ODD_DAYS)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +52,7 @@ def test_flights_raw_passes_every_2013_day(gate: QualityGate) -> None:
 
     failed = {r.dt: r.summary() for r in reports if not r.passed}
     assert failed == {}
-    assert _warned(reports, "expect_column_proportion_of_non_null_values_to_be_between") == STORM_DAYS
+    assert _warned(reports, "expect_column_proportion_of_non_null_values_to_be_between") == STORM_DAYS & set(DAYS)
     assert {w.expectation for r in reports for w in r.warnings} == {
         "expect_column_proportion_of_non_null_values_to_be_between"}
 
