@@ -9,6 +9,9 @@ batch pipeline over three days for a champion and published features, then repla
 per path through Firehose at ``--speedup`` x real time. Prints one figure per line.
 
     .venv/bin/python bench/bench_freshness.py [--speedup 240] [--sweep-every 60]
+    # again on a kept state (CONTRAIL_KEEP_BENCH_STATE=1), another day, event path only:
+    .venv/bin/python bench/bench_freshness.py --state-dir /tmp/contrail-bench-freshness-… \
+        --paths event --event-day 2013-01-01
 """
 
 from __future__ import annotations
@@ -94,15 +97,67 @@ def report(name: str, values: list[float]) -> None:
           f"max={max(values):.1f} s mean={statistics.fmean(values):.1f} s")
 
 
+def event_path(settings, api, day: date, speedup: float) -> None:
+    from contrail import lake, stream
+
+    api.set_paused("stream_sweep", True)
+    api.set_paused("stream_scoring", False)
+    rescue: list[float] = []
+
+    def safety_net() -> None:
+        # Airflow 3.3 can strand asset events that arrive while a DAG is at max_active_runs
+        # until the next event (apache/airflow#56050); the sweep is the designed safety net
+        rescue.append(time.time())
+        api.set_paused("stream_sweep", False)
+        api.trigger("stream_sweep")
+
+    runs_before = len(api.runs("stream_scoring"))
+    event = replay_and_wait(settings, day, speedup, on_stall=safety_net)
+    report(f"event path incl. safety-net sweep, {day} at {speedup:g}x", list(event.values()))
+    if rescue:
+        preds = stream.read_predictions(lake.s3_client(settings), settings.bucket, settings.model_name, day)
+        late = set(preds.loc[preds["visible_time"].map(lambda t: t.timestamp()) >= rescue[0], "event_id"])
+        report("event path alone (events scored before the safety-net sweep)",
+               [v for e, v in event.items() if e not in late])
+        print(f"event path: {len(late)} of {len(event)} events stranded by apache/airflow#56050, "
+              "scored by the sweep")
+    runs = len(api.runs("stream_scoring")) - runs_before
+    print(f"event path: {runs} stream_scoring runs for {len(event)} events")
+
+
+def sweep_path(settings, api, day: date, speedup: float, every: float) -> None:
+    api.set_paused("stream_scoring", True)
+    api.set_paused("stream_sweep", False)
+    last = [0.0]
+
+    def tick() -> None:
+        if time.monotonic() - last[0] >= every:
+            if not [r for r in api.runs("stream_sweep") if r["state"] in ("queued", "running")]:
+                api.trigger("stream_sweep")
+                last[0] = time.monotonic()
+
+    sweep = list(replay_and_wait(settings, day, speedup, on_tick=tick).values())
+    report(f"sweep-only path (every {every:g} s), {day} at {speedup:g}x", sweep)
+    # on its real 15-minute schedule the sweep adds, on average, half the gap between runs
+    extra = (SWEEP_SCHEDULE_S - every) / 2
+    print(f"sweep-only path on its 15-min schedule (derived): "
+          f"mean ≈ {statistics.fmean(sweep) + extra:.0f} s, "
+          f"worst ≈ {max(sweep) + SWEEP_SCHEDULE_S - every:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--speedup", type=float, default=240.0, help="replay speed over the schedule clock")
     parser.add_argument("--sweep-every", type=float, default=60.0, help="seconds between sweep runs here")
+    parser.add_argument("--paths", default="event,sweep", help="which paths to measure, comma-separated")
+    parser.add_argument("--event-day", type=date.fromisoformat, default=EVENT_DAY)
+    parser.add_argument("--sweep-day", type=date.fromisoformat, default=SWEEP_DAY)
+    parser.add_argument("--state-dir", help="reuse a kept bench state (champion + features already there); "
+                                            "replay days not replayed in it before")
     args = parser.parse_args()
-    state = tempfile.mkdtemp(prefix="contrail-bench-freshness-")
+    state = args.state_dir or tempfile.mkdtemp(prefix="contrail-bench-freshness-")
     os.environ.update({"CONTRAIL_STATE_DIR": state, "CONTRAIL_AIRFLOW_PORT": "38080",
                        "CONTRAIL_MLFLOW_PORT": "35000", "CONTRAIL_EMULATOR_PORT": "34566"})
-    from contrail import lake, stream
     from contrail.demo import run_pipeline
     from contrail.settings import load_settings
     from contrail.stack import local
@@ -112,57 +167,20 @@ def main() -> None:
     local.start(settings)
     try:
         api = AirflowClient.for_local(settings)
-        t0 = time.monotonic()
-        run_pipeline(settings, BATCH_DAYS, timeout=2400, log=lambda *_: None)
-        print(f"batch pipeline for {len(BATCH_DAYS)} days (champion + features): "
-              f"{time.monotonic() - t0:.0f} s")
+        if not args.state_dir:
+            t0 = time.monotonic()
+            run_pipeline(settings, BATCH_DAYS, timeout=2400, log=lambda *_: None)
+            print(f"batch pipeline for {len(BATCH_DAYS)} days (champion + features): "
+                  f"{time.monotonic() - t0:.0f} s")
         local.wait_for_dags(settings, ["stream_scoring", "stream_sweep"])
-
-        api.set_paused("stream_sweep", True)
-        api.set_paused("stream_scoring", False)
-        rescue: list[float] = []
-
-        def safety_net() -> None:
-            # Airflow 3.3 can strand asset events that arrive while a DAG is at max_active_runs
-            # until the next event (apache/airflow#56050); the sweep is the designed safety net
-            rescue.append(time.time())
-            api.set_paused("stream_sweep", False)
-            api.trigger("stream_sweep")
-
-        event = replay_and_wait(settings, EVENT_DAY, args.speedup, on_stall=safety_net)
-        report(f"event path incl. safety-net sweep, {EVENT_DAY} at {args.speedup:g}x", list(event.values()))
-        if rescue:
-            s3 = lake.s3_client(settings)
-            preds = stream.read_predictions(s3, settings.bucket, settings.model_name, EVENT_DAY)
-            late = set(preds.loc[preds["visible_time"].map(lambda t: t.timestamp()) >= rescue[0], "event_id"])
-            report("event path alone (events scored before the safety-net sweep)",
-                   [v for e, v in event.items() if e not in late])
-            print(f"event path: {len(late)} of {len(event)} events stranded by apache/airflow#56050, "
-                  "scored by the sweep")
-        runs = [r for r in api.runs("stream_scoring") if r["state"] == "success"]
-        print(f"event path: {len(runs)} stream_scoring runs for {len(event)} events")
-
-        api.set_paused("stream_scoring", True)
-        api.set_paused("stream_sweep", False)
-        last = [0.0]
-
-        def tick() -> None:
-            if time.monotonic() - last[0] >= args.sweep_every:
-                if not [r for r in api.runs("stream_sweep") if r["state"] in ("queued", "running")]:
-                    api.trigger("stream_sweep")
-                    last[0] = time.monotonic()
-
-        sweep_by_event = replay_and_wait(settings, SWEEP_DAY, args.speedup, on_tick=tick)
-        sweep = list(sweep_by_event.values())
-        report(f"sweep-only path (every {args.sweep_every:g} s), {SWEEP_DAY} at {args.speedup:g}x", sweep)
-        # on its real 15-minute schedule the sweep adds, on average, half the gap between runs
-        extra = (SWEEP_SCHEDULE_S - args.sweep_every) / 2
-        print(f"sweep-only path on its 15-min schedule (derived): "
-              f"mean ≈ {statistics.fmean(sweep) + extra:.0f} s, "
-              f"worst ≈ {max(sweep) + SWEEP_SCHEDULE_S - args.sweep_every:.0f} s")
+        paths = args.paths.split(",")
+        if "event" in paths:
+            event_path(settings, api, args.event_day, args.speedup)
+        if "sweep" in paths:
+            sweep_path(settings, api, args.sweep_day, args.speedup, args.sweep_every)
     finally:
         local.stop(settings)
-        if os.environ.get("CONTRAIL_KEEP_BENCH_STATE") != "1":
+        if not args.state_dir and os.environ.get("CONTRAIL_KEEP_BENCH_STATE") != "1":
             shutil.rmtree(state, ignore_errors=True)
 
 

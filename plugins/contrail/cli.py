@@ -73,7 +73,10 @@ def cmd_stack(args: argparse.Namespace) -> int:
                     break
                 time.sleep(0.5)
         stopped = local.stop(settings)
-        print("stopped:", ", ".join(stopped) if stopped else "nothing was running")
+        if pid or stopped:
+            print("contrail stack stopped; state kept in", settings.state_dir)
+        else:
+            print("nothing was running")
         return 0
     if args.action == "status":
         procs = local.running(settings)
