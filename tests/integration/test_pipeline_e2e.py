@@ -69,7 +69,12 @@ def _features_frame(s3, bucket, settings, day):
 
 
 def test_pipeline_runs_end_to_end_through_airflow(stack, pipeline_run):
+    from contrail.stack import local
     from contrail.stack.api import AirflowClient
+
+    listening = local.listening_addresses(stack)
+    assert {p for _, p in listening} >= {stack.ports.airflow, stack.ports.mlflow, stack.ports.emulator}
+    assert {ip for ip, _ in listening} <= {"127.0.0.1", "::1", "::ffff:127.0.0.1"}, listening
 
     api = AirflowClient.for_local(stack)
     for dag_id in ("landing_flights", "landing_weather"):

@@ -114,6 +114,7 @@ def stack_env(settings: Settings, base: dict[str, str] | None = None) -> dict[st
         "MLFLOW_TRACKING_URI": settings.mlflow_url,
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "PYSPARK_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": settings.host,  # the Spark driver binds loopback, not the host's address
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
         # Airflow
@@ -364,6 +365,26 @@ def memory_mb(settings: Settings) -> float:
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
     return total / 2**20
+
+
+def listening_addresses(settings: Settings) -> set[tuple[str, int]]:
+    """(address, port) of every listening socket held by the stack's processes."""
+    import psutil
+
+    found: set[tuple[str, int]] = set()
+    for pid in running(settings).values():
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for proc in procs:
+            try:
+                conns = proc.net_connections(kind="inet")
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            found |= {(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN}
+    return found
 
 
 def reset(settings: Settings) -> None:
