@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import DAG, task
 
 from contrail import assets
 from contrail.dag_defaults import DEFAULT_ARGS, TAGS
+from contrail.sensors import DropSensor
 from contrail.settings import DATASETS, load_settings
 
 settings = load_settings()
@@ -37,13 +37,12 @@ for dataset in DATASETS:
         tags=[*TAGS, "landing", dataset],
         doc_md=__doc__,
     ) as dag:
-        wait_for_drop = S3KeySensor(
+        wait_for_drop = DropSensor(
             task_id="wait_for_drop",
+            dataset=dataset,
             aws_conn_id=settings.aws_conn_id,
             bucket_name=settings.bucket,
             bucket_key=f"incoming/{dataset}/{{{{ ds }}}}/*.csv.gz",
-            wildcard_match=True,
-            deferrable=True,
             poke_interval=5 if settings.is_local else 60,
             timeout=timedelta(hours=6).total_seconds(),
             doc_md="Waits in the triggerer for upstream's drop for this data interval.",
