@@ -8,7 +8,6 @@ from datetime import date
 from typing import Any, Iterator
 
 import pytest
-from moto import mock_aws
 
 from bad_drops import BadDrop, corpus, good_body, good_key
 from contrail import lake, landing
@@ -22,16 +21,9 @@ RUN2 = RunInfo(dag_id="land", run_id="manual__2", landed_at="2026-01-02T00:00:00
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        import boto3
-
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
+def s3(moto_s3: Any) -> Iterator[Any]:
+    moto_s3.create_bucket(Bucket=BUCKET)
+    yield moto_s3
 
 
 def drop(s3: Any, objects: dict[str, bytes]) -> None:

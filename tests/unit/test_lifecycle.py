@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import pytest
-from moto import mock_aws
 
 from contrail import lifecycle
 
@@ -13,16 +12,9 @@ BUCKET = "contrail-test-lake"
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        import boto3
-
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
+def s3(moto_s3: Any) -> Iterator[Any]:
+    moto_s3.create_bucket(Bucket=BUCKET)
+    yield moto_s3
 
 
 def rules_by_prefix() -> dict[str, dict[str, Any]]:

@@ -13,7 +13,6 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 import pytest
-from moto import mock_aws
 
 from contrail import lake, stream
 from contrail.settings import load_settings
@@ -211,21 +210,15 @@ SCORER = stream.Scorer(model=DistanceModel(), model_name=MODEL, model_version="3
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        import boto3
-
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        prefix = lake.features_prefix(FEATURE_SET, "2013-01-02")
-        buf = io.BytesIO()
-        _batch_partition().to_parquet(buf, index=False)
-        client.put_object(Bucket=BUCKET, Key=prefix + "part-00000.parquet", Body=buf.getvalue())
-        client.put_object(Bucket=BUCKET, Key=prefix + "_SUCCESS", Body=b"")
-        yield client
+def s3(moto_s3: Any) -> Iterator[Any]:
+    client = moto_s3
+    client.create_bucket(Bucket=BUCKET)
+    prefix = lake.features_prefix(FEATURE_SET, "2013-01-02")
+    buf = io.BytesIO()
+    _batch_partition().to_parquet(buf, index=False)
+    client.put_object(Bucket=BUCKET, Key=prefix + "part-00000.parquet", Body=buf.getvalue())
+    client.put_object(Bucket=BUCKET, Key=prefix + "_SUCCESS", Body=b"")
+    yield client
 
 
 def put(s3, name: str, payload: bytes) -> str:

@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from contrail.settings import REPO_ROOT, Settings
 
@@ -347,23 +347,31 @@ def wait_for_dags(settings: Settings, dag_ids: list[str], *, timeout: float = 18
                      f"see {paths(settings)['logs'] / 'dag-processor.log'}")
 
 
+def stack_processes(settings: Settings) -> list[Any]:
+    """Every live process of the stack: each component and all its children (psutil objects)."""
+    import psutil
+
+    procs = []
+    for pid in running(settings).values():
+        try:
+            root = psutil.Process(pid)
+            procs.extend([root, *root.children(recursive=True)])
+        except psutil.NoSuchProcess:
+            continue
+    return procs
+
+
 def memory_mb(settings: Settings) -> float:
     """Resident memory (PSS where available) of every process of the stack, in MiB."""
     import psutil
 
     total = 0
-    for pid in running(settings).values():
+    for proc in stack_processes(settings):
         try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
+            info = proc.memory_full_info()
+            total += getattr(info, "pss", info.rss)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        for proc in procs:
-            try:
-                info = proc.memory_full_info()
-                total += getattr(info, "pss", info.rss)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
     return total / 2**20
 
 
@@ -372,18 +380,12 @@ def listening_addresses(settings: Settings) -> set[tuple[str, int]]:
     import psutil
 
     found: set[tuple[str, int]] = set()
-    for pid in running(settings).values():
+    for proc in stack_processes(settings):
         try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
+            conns = proc.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        for proc in procs:
-            try:
-                conns = proc.net_connections(kind="inet")
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-            found |= {(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN}
+        found |= {(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN}
     return found
 
 
