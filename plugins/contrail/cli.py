@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -46,7 +47,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
         print(f"contrail stack is up ({', '.join(started)}):")
         _print_urls(settings)
         print("Ctrl-C (or `make down` elsewhere) stops it.", flush=True)
-        (local.paths(settings)["run"] / "supervisor.pid").write_text(str(_getpid()))
+        (local.paths(settings)["run"] / "supervisor.pid").write_text(str(os.getpid()))
         stop = {"now": False}
 
         def _stop(_sig, _frm):
@@ -65,8 +66,6 @@ def cmd_stack(args: argparse.Namespace) -> int:
         sup = local.paths(settings)["run"] / "supervisor.pid"
         pid = local._read_pid(sup)
         if pid:
-            import os
-
             os.kill(pid, signal.SIGTERM)
             for _ in range(120):
                 if local._read_pid(sup) is None:
@@ -88,12 +87,6 @@ def cmd_stack(args: argparse.Namespace) -> int:
             _print_urls(settings)
         return 0 if procs else 1
     raise SystemExit(f"unknown action {args.action}")
-
-
-def _getpid() -> int:
-    import os
-
-    return os.getpid()
 
 
 def _up_detached(settings) -> int:

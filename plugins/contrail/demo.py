@@ -49,11 +49,14 @@ class MemorySampler:
         return max(self.samples, default=0.0)
 
 
-def _wait_for(predicate, what: str, timeout: float, failure_check=None, poll: float = 3.0) -> None:
+def wait_for(predicate, what: str, timeout: float, failure_check=None, poll: float = 3.0):
+    """Poll ``predicate`` until it returns something truthy and return that; ``failure_check``
+    may raise early. Raises TimeoutError naming ``what``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        value = predicate()
+        if value:
+            return value
         if failure_check:
             failure_check()
         time.sleep(poll)
@@ -90,11 +93,11 @@ def run_pipeline(settings: Settings, days: list[date], *, timeout: float = 900.0
         return all(lake.exists(s3, settings.bucket, lake.features_prefix(settings.feature_set, d) + "_SUCCESS")
                    for d in days)
 
-    _wait_for(features_published, "features for every demo day", timeout, failed_runs)
+    wait_for(features_published, "features for every demo day", timeout, failed_runs)
     log(f"[demo] landing → quality → features done ({time.monotonic() - t0:.0f}s); triggering training")
     run = api.trigger("training", conf={"window_days": len(days), "window_end": days[-1].isoformat(),
                                         "test_days": 1, "valid_days": 1})
-    _wait_for(lambda: api.request("GET", f"/dags/training/dagRuns/{run['dag_run_id']}")["state"]
+    wait_for(lambda: api.request("GET", f"/dags/training/dagRuns/{run['dag_run_id']}")["state"]
               in ("success", "failed"), "the training run", timeout)
     state = api.request("GET", f"/dags/training/dagRuns/{run['dag_run_id']}")["state"]
     if state != "success":
@@ -104,7 +107,7 @@ def run_pipeline(settings: Settings, days: list[date], *, timeout: float = 900.0
         return all(any(lake.list_objects(s3, settings.bucket, lake.predictions_prefix(settings.model_name, d)))
                    for d in days)
 
-    _wait_for(predictions_written, "predictions for every demo day", timeout, failed_runs)
+    wait_for(predictions_written, "predictions for every demo day", timeout, failed_runs)
     log(f"[demo] training → registry → scoring done ({time.monotonic() - t0:.0f}s)")
     return summarize(settings, days, api, s3)
 

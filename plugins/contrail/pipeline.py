@@ -8,6 +8,7 @@ everything else may raise and be retried.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -271,13 +272,8 @@ def pending_feature_dates(validated: dict[str, dict[date, dict]], built: dict[da
 
 def built_features(client, bucket: str, feature_set: str) -> dict[date, dict]:
     """dt -> {dataset: {input dt: version}} of published feature partitions (with ``_SUCCESS``)."""
-    keys = {o.key for o in lake.list_objects(client, bucket, f"features/{feature_set}/")}
-    out = {}
-    for key in keys:
-        if key.endswith("/_manifest.json") and key.replace("_manifest.json", "_SUCCESS") in keys:
-            manifest = lake.read_json(client, bucket, key)
-            out[date.fromisoformat(manifest["dt"])] = _input_versions(manifest.get("inputs", {}))
-    return out
+    return {dt: _input_versions(part.manifest.get("inputs", {}))
+            for dt, part in published_features(client, bucket, feature_set).items()}
 
 
 def plan_pending_features(context: dict) -> dict:
@@ -306,7 +302,6 @@ def plan_pending_features(context: dict) -> dict:
 def build_features_local(planned: dict, context: dict) -> dict:
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from contrail import assets
     from contrail.features import run_local
     from contrail_spark.package import build_artifact
 
@@ -391,7 +386,7 @@ def published_features(client, bucket: str, feature_set: str) -> dict[date, Publ
     for key in sorted(keys):
         if key.endswith("/_manifest.json") and key.replace("_manifest.json", "_SUCCESS") in keys:
             body = lake.read_bytes(client, bucket, key)
-            manifest = __import__("json").loads(body)
+            manifest = json.loads(body)
             dt = date.fromisoformat(manifest["dt"])
             out[dt] = PublishedPartition(dt, lake.sha256_hex(body)[:16],
                                          lake.s3_uri(bucket, key.rsplit("/", 1)[0] + "/"), manifest)

@@ -104,16 +104,10 @@ def _task_log(api, dag_id: str, run_id: str, task_id: str, try_number: int = 1) 
     return content if isinstance(content, str) else __import__("json").dumps(content)
 
 
-def _wait(predicate, timeout=900, poll=3):
-    import time
+def _wait(predicate, timeout=900):
+    from contrail.demo import wait_for
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError("timed out")
+    return wait_for(predicate, "the bad-drop scenario to progress", timeout)
 
 
 def test_bad_drops_are_quarantined_and_a_corrected_redrop_heals(stack, pipeline_run):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from datetime import datetime
 
 import pytest
@@ -31,14 +30,10 @@ TIMEOUT = 900
 STALL_S = 600
 
 
-def _wait(predicate, what: str, timeout: float = TIMEOUT, poll: float = 3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+def _wait(predicate, what: str, timeout: float = TIMEOUT):
+    from contrail.demo import wait_for
+
+    return wait_for(predicate, what, timeout)
 
 
 def _has_champion(settings) -> bool:
@@ -92,7 +87,7 @@ def test_stream_events_are_scored_once_through_the_triggerer(batch_ready):
 
     try:
         _wait(all_scored, "the event path to score every streamed event", timeout=STALL_S)
-    except AssertionError:
+    except TimeoutError:
         # Airflow 3.3 may strand asset events that arrive while the DAG is at max_active_runs
         # until the next event arrives (apache/airflow#56050): the sweep is the safety net
         by_events = stream.read_predictions(s3, bucket, settings.model_name)
