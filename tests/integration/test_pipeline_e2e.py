@@ -152,7 +152,13 @@ def test_bad_drops_are_quarantined_and_a_corrected_redrop_heals(stack, pipeline_
     assert any("origin" in str(f) for f in reason["failures"]), reason
     assert not lake.exists(s3, bucket, lake.validated_pointer_key("flights", BAD_DATA_DAY))
     gate_failed = _wait(lambda: [r for r in api.runs("quality") if r["state"] == "failed"])
-    log_text = _task_log(api, "quality", gate_failed[0]["dag_run_id"], "gate_flights")
+
+    def gate_message():
+        # the run can turn failed a moment before the task's log is flushed: re-read until it is
+        text = _task_log(api, "quality", gate_failed[0]["dag_run_id"], "gate_flights")
+        return text if "Task failed with exception" in text else None
+
+    log_text = _wait(gate_message, timeout=120)
     assert f"dt={BAD_DATA_DAY}" in log_text and "origin" in log_text
 
     # upstream re-drops a corrected export; a backfill re-runs landing for that day
