@@ -52,7 +52,11 @@ class AirflowClient:
             if resp.status_code == 401 and attempt == 0:
                 self._token = None
                 continue
-            if resp.status_code in (502, 503, 504) and attempt < retries - 1:
+            # SQLite contention surfaces as 503 "database is locked" or a 500 "Database error";
+            # the transaction was rolled back, so the same request is safe to repeat
+            transient = resp.status_code in (502, 503, 504) or (
+                resp.status_code == 500 and "Database error" in resp.text)
+            if transient and attempt < retries - 1:
                 time.sleep(1 + attempt)
                 continue
             if resp.status_code >= 300:
