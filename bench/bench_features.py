@@ -38,6 +38,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _wait_for_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the emulator did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
 def _day_frames(dataset: str, first: date, days: int) -> dict[date, pd.DataFrame]:
     dates = [first + timedelta(days=k) for k in range(days)]
     return {d: nycflights.day(dataset, d) for d in dates}
@@ -100,14 +110,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
 
     import logging
+    import subprocess
 
-    from moto.server import ThreadedMotoServer
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("contrail_spark").setLevel(logging.INFO)  # the job's phase timings
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per S3 call
-
+    # the emulator in its own process, as in the stack: S3 calls do not share this GIL
     port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"),
+                               "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_port(port)
     os.environ.update({
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
@@ -139,7 +152,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             results.append(result)
     finally:
         spark.stop()
-        server.stop()
+        server.terminate()
+        server.wait()
     if len(results) > 1:
         base = results[0]
         for r in results[1:]:

@@ -229,10 +229,15 @@ def trailing_performance(
 def assemble(
     scheduled: DataFrame, weather: DataFrame, trailing: Iterable[tuple[str, DataFrame]]
 ) -> DataFrame:
-    """Join weather and trailing features onto labelled flights and select the output columns."""
-    out = label_flights(scheduled).join(weather, on=["origin", "time_hour"], how="left")
+    """Join weather and trailing features onto labelled flights and select the output columns.
+
+    The joined frames are broadcast: they have one row per key and day (or station and
+    hour), so their size follows the calendar and the number of routes, never the flight
+    volume. Broadcasting them keeps the flights from being shuffled once per join.
+    """
+    out = label_flights(scheduled).join(F.broadcast(weather), on=["origin", "time_hour"], how="left")
     for key, frame in trailing:
-        out = out.join(frame, on=[key, "day_number"], how="left")
+        out = out.join(F.broadcast(frame), on=[key, "day_number"], how="left")
     return out.select(*FEATURE_COLUMNS)
 
 

@@ -8,7 +8,9 @@ RUNNING, so the sensor defers and its trigger runs inline), finishes the step as
 asks — COMPLETED after writing ``_SUCCESS`` and a manifest for every target of the plan the
 step was given, FAILED, or never (the wait times out). Every run must end with the cluster
 TERMINATED. The RunJobFlow / AddJobFlowSteps / TerminateJobFlows request payloads are
-captured at the botocore client.
+captured at the botocore client. A killed wait is the deferred sensor ending failed from
+outside, as when a person marks it failed in the UI or its worker dies (``WaitKilled``
+raised where ``dag.test`` would run the sensor's trigger inline).
 """
 
 from __future__ import annotations
@@ -344,6 +346,44 @@ def test_step_wait_timeout_terminates_and_fails_the_run(emr_dag, lake, monkeypat
     assert _cluster_state(lake, cluster_id) == "TERMINATED"
     step_id = _step_id(lake, cluster_id)
     assert lake["runner"].polls[step_id] == 3  # one poke, then the trigger's two attempts
+
+
+class WaitKilled(Exception):
+    """Stands in for the kill of a deferred task in ``dag.test`` (see the test below)."""
+
+
+def test_step_wait_killed_terminates_and_fails_the_run(emr_dag, lake, monkeypatch):
+    """The deferred wait is killed (a person marks it failed, or its worker dies) while the
+    step still runs: the run fails, and the all_done terminate still takes the cluster down."""
+    from airflow.sdk.definitions import dag as dag_module
+
+    lake["seed"]()
+    lake["runner"].outcome = None  # the step runs forever
+    killed: list[str] = []
+    run_inline_trigger = dag_module._run_inline_trigger
+
+    def kill_instead_of_waiting(trigger, task_sdk_ti):
+        if task_sdk_ti.task_id != "wait_for_step":  # the terminate operator defers too
+            return run_inline_trigger(trigger, task_sdk_ti)
+        # what the triggerer would have polled: the step is still RUNNING when the kill lands
+        assert lake["runner"].polls and all(n == 1 for n in lake["runner"].polls.values())
+        killed.append(task_sdk_ti.task_id)
+        # dag.test marks a task FAILED when its inline trigger raises, which is the state a
+        # kill leaves behind (the SDK's own AirflowTaskTerminated is a BaseException it re-raises)
+        raise WaitKilled(f"{task_sdk_ti.task_id} killed while deferred")
+
+    monkeypatch.setattr(dag_module, "_run_inline_trigger", kill_instead_of_waiting)
+    dr, states = _run(emr_dag)
+
+    assert killed == ["wait_for_step"]
+    assert str(dr.state) == "failed", states
+    assert states["wait_for_step"] == "failed"
+    assert states["terminate_cluster"] == "success"
+    assert states["publish"] == "upstream_failed"
+    _, cluster_id = _only_cluster(lake)
+    assert _cluster_state(lake, cluster_id) == "TERMINATED"
+    assert _payloads(lake["calls"], "TerminateJobFlows") == [{"JobFlowIds": [cluster_id]}]
+    assert not lake["s3"].list_objects_v2(Bucket=BUCKET, Prefix=f"features/{FEATURE_SET}/").get("Contents")
 
 
 def test_nothing_pending_skips_without_a_cluster(emr_dag, lake):
