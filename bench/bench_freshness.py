@@ -157,7 +157,8 @@ def main() -> None:
     args = parser.parse_args()
     state = args.state_dir or tempfile.mkdtemp(prefix="contrail-bench-freshness-")
     os.environ.update({"CONTRAIL_STATE_DIR": state, "CONTRAIL_AIRFLOW_PORT": "38080",
-                       "CONTRAIL_MLFLOW_PORT": "35000", "CONTRAIL_EMULATOR_PORT": "34566"})
+                       "CONTRAIL_MLFLOW_PORT": "35000", "CONTRAIL_EMULATOR_PORT": "34566",
+                       "CONTRAIL_SPARK_CONNECT_PORT": "35002"})
     from contrail.demo import run_pipeline
     from contrail.settings import load_settings
     from contrail.stack import local

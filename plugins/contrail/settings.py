@@ -1,7 +1,8 @@
 """The one switch: ``CONTRAIL_ENV`` picks the environment and everything follows from it here.
 
 ``local`` (the default) is the embedded stack: an AWS API emulator (moto server), an MLflow
-server on SQLite and Airflow on SQLite, all on loopback, with state under ``.contrail/``.
+server on SQLite, a Spark Connect server (the micro-batch path's warm Spark) and Airflow on
+SQLite, all on loopback, with state under ``.contrail/``.
 ``aws`` is real S3 / EMR / MLflow; endpoints and credentials then come only from Airflow
 connections (``aws_default``, ``mlflow_default``) or the standard AWS environment.
 
@@ -28,6 +29,7 @@ class Ports:
     airflow: int = 8080
     mlflow: int = 5000
     emulator: int = 4566
+    spark_connect: int = 15002
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class Settings:
     state_dir: Path
     ports: Ports = field(default_factory=Ports)
     host: str = "127.0.0.1"
+    # Spark Connect endpoint of the micro-batch path (None: a local JVM in the task)
+    spark_remote: str | None = None
+    # an event-path stream run keeps scoring new objects until none came for this long (0: off)
+    stream_drain_idle_s: float = 20.0
     aws_conn_id: str = "aws_default"
     mlflow_conn_id: str = "mlflow_default"
 
@@ -82,6 +88,19 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer port, got {raw!r}") from exc
 
 
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from exc
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {raw!r}")
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve settings from environment variables (defaults give the local stack)."""
     environ = os.environ if environ is None else environ
@@ -92,6 +111,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     runner = environ.get("CONTRAIL_SPARK_RUNNER", default_runner)
     if runner not in ("local", "emr", "emr_serverless"):
         raise ValueError(f"CONTRAIL_SPARK_RUNNER must be local, emr or emr_serverless, got {runner!r}")
+    ports = Ports(
+        airflow=_int(environ, "CONTRAIL_AIRFLOW_PORT", 8080),
+        mlflow=_int(environ, "CONTRAIL_MLFLOW_PORT", 5000),
+        emulator=_int(environ, "CONTRAIL_EMULATOR_PORT", 4566),
+        spark_connect=_int(environ, "CONTRAIL_SPARK_CONNECT_PORT", 15002),
+    )
+    # local: the stack's own Spark Connect server; aws: whatever endpoint is configured
+    # (an EMR cluster's Spark Connect, say), else the task starts its own local JVM
+    remote = environ.get("CONTRAIL_SPARK_REMOTE") or (
+        f"sc://127.0.0.1:{ports.spark_connect}" if env == "local" else None)
     return Settings(
         env=env,  # type: ignore[arg-type]
         bucket=environ.get("CONTRAIL_BUCKET", "contrail-lake"),
@@ -100,9 +129,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         model_name=environ.get("CONTRAIL_MODEL_NAME", "flight_delay"),
         feature_set=environ.get("CONTRAIL_FEATURE_SET", "flights_v1"),
         state_dir=Path(environ.get("CONTRAIL_STATE_DIR", str(REPO_ROOT / ".contrail"))).resolve(),
-        ports=Ports(
-            airflow=_int(environ, "CONTRAIL_AIRFLOW_PORT", 8080),
-            mlflow=_int(environ, "CONTRAIL_MLFLOW_PORT", 5000),
-            emulator=_int(environ, "CONTRAIL_EMULATOR_PORT", 4566),
-        ),
+        ports=ports,
+        spark_remote=remote,
+        stream_drain_idle_s=_float(environ, "CONTRAIL_STREAM_DRAIN_IDLE_S", 20.0),
     )

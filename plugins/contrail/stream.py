@@ -26,8 +26,9 @@ sweep. Produces, per object:
     re-processes the object and overwrites the same keys: each event is scored exactly once.
 
 Features. Schedule features come from the batch code itself,
-:func:`contrail_spark.transforms.schedule_features`, run on a local SparkSession (one per task,
-not per object): there is one definition of ``flight_id``, ``sched_dep_weekday`` and the rest.
+:func:`contrail_spark.transforms.schedule_features`, run once per task (not per object) on the
+stack's Spark Connect server (``settings.spark_remote``; without one, a local SparkSession of
+the task): there is one definition of ``flight_id``, ``sched_dep_weekday`` and the rest.
 Weather and trailing on-time rates cannot be computed from one event; they are looked up in
 the **latest published batch partition on or before the event's day** (``features/<set>/``
 with ``_SUCCESS``): trailing ``carrier_*``, ``origin_*`` and ``route_*`` columns per key, and
@@ -49,10 +50,11 @@ import json
 import logging
 import os
 import re
-import threading
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import unquote_plus
 
@@ -72,6 +74,8 @@ EVENT_CLAIMS = f"{LEDGER_PREFIX}events/"
 DAY_INDEX = f"{LEDGER_PREFIX}days/"
 DEADLETTER_PREFIX = "deadletter/stream/invalid/flights/"
 WARM_PREFIX = "warm/stream/flights/"
+IO_THREADS = 8  # concurrent S3 requests of one micro-batch
+FIREHOSE_MAX_BUFFER = timedelta(seconds=900)
 # The emulator's fixed account; on AWS the URL comes from the environment (see queue_url).
 LOCAL_ACCOUNT = "123456789012"
 QUEUE_URL_ENV = "CONTRAIL_STREAM_QUEUE_URL"
@@ -329,6 +333,35 @@ def local_spark():
     return session
 
 
+def stream_spark(remote: str | None):
+    """The session the micro-batch runs the batch transforms on.
+
+    ``remote`` (``sc://host:port``): a Spark Connect server that is already warm — the local
+    stack runs one — so a run pays a gRPC handshake instead of a JVM start. None: a local
+    JVM in this process (:func:`local_spark`), for workers that have Java and no server.
+    """
+    if remote:
+        from pyspark.sql import SparkSession
+
+        _check_reachable(remote)
+        return SparkSession.builder.remote(remote).getOrCreate()
+    return local_spark()
+
+
+def _check_reachable(remote: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, naming the endpoint, rather than in the client's minutes of retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(remote)
+    host, port = url.hostname or "", url.port or 15002
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(f"Spark Connect server {remote} is not reachable ({exc}); start the "
+                              "stack (`make up`) or point CONTRAIL_SPARK_REMOTE elsewhere") from exc
+
+
 def _trailing_columns() -> dict[str, list[str]]:
     from contrail_spark import transforms
 
@@ -461,18 +494,42 @@ def _reason_kind(reason: str) -> str:
     return reason.split(":", 1)[0] if ":" in reason else reason
 
 
-def claim_events(s3: "S3Client", bucket: str, object_key: str,
-                 events: Sequence[Mapping[str, Any]]) -> tuple[list[dict], list[Rejected]]:
-    """Claim each event for ``object_key``; events another object claimed first are rejected."""
+def claim_events(s3: "S3Client", bucket: str, objects: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
+                 *, pool: ThreadPoolExecutor | None = None) -> dict[str, str]:
+    """Claim every event of ``objects`` (key, valid events; in delivery order); returns
+    ``event_id -> owning object key``.
+
+    An event carried by several objects of the batch is claimed once, for the first of them;
+    an event claimed by an earlier batch keeps its owner. The conditional PUTs run on ``pool``
+    (they wait on the network); ownership does not depend on their order.
+    """
+    first: dict[str, str] = {}
+    for key, events in objects:
+        for event in events:
+            first.setdefault(event["event_id"], key)
+
+    def claim(item: tuple[str, str]) -> str:
+        event_id, key = item
+        body = lake.json_bytes({"event_id": event_id, "object_key": key})
+        try:
+            lake.put_immutable(s3, bucket, claim_key(event_id), body, ContentType="application/json")
+            return key
+        except lake.ImmutableObjectError:
+            return str(lake.read_json(s3, bucket, claim_key(event_id)).get("object_key"))
+
+    owners = pool.map(claim, first.items()) if pool is not None else map(claim, first.items())
+    return dict(zip(first, owners))
+
+
+def split_by_owner(object_key: str, events: Sequence[Mapping[str, Any]],
+                   owners: Mapping[str, str]) -> tuple[list[dict], list[Rejected]]:
+    """The events ``object_key`` owns, and the others rejected as duplicates naming their owner (pure)."""
     mine, duplicates = [], []
     for event in events:
-        body = lake.json_bytes({"event_id": event["event_id"], "object_key": object_key})
-        try:
-            lake.put_immutable(s3, bucket, claim_key(event["event_id"]), body,
-                               ContentType="application/json")
+        owner = owners[event["event_id"]]
+        if owner == object_key:
             mine.append(dict(event))
-        except lake.ImmutableObjectError:
-            owner = lake.read_json(s3, bucket, claim_key(event["event_id"])).get("object_key")
+        else:
             duplicates.append(Rejected(0, f"duplicate event_id: already delivered in {owner}",
                                        json.dumps(event, sort_keys=True)))
     return mine, duplicates
@@ -496,13 +553,6 @@ class _Claimed:
     parsed: ParsedObject
     events: list[dict]
     rejected: list[Rejected]
-
-
-def _claim_object(s3: "S3Client", bucket: str, object_key: str) -> _Claimed:
-    body = lake.read_bytes(s3, bucket, object_key)
-    parsed = parse_object(body)
-    events, duplicates = claim_events(s3, bucket, object_key, parsed.events)
-    return _Claimed(object_key, body, parsed, events, parsed.rejected + duplicates)
 
 
 def _finish_object(s3: "S3Client", bucket: str, item: _Claimed, preds: "pd.DataFrame | None", *,
@@ -546,42 +596,71 @@ def _finish_object(s3: "S3Client", bucket: str, item: _Claimed, preds: "pd.DataF
                         days=days)
 
 
+def unprocessed(s3: "S3Client", bucket: str, keys: Iterable[str]) -> list[str]:
+    """The distinct ``keys`` with no ledger entry yet, in order (HEADs in parallel)."""
+    unique = list(dict.fromkeys(keys))
+    with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="contrail-stream-io") as pool:
+        done = list(pool.map(lambda key: lake.exists(s3, bucket, ledger_key(key)), unique))
+    return [key for key, d in zip(unique, done) if not d]
+
+
+def _repeats(keys: Sequence[str]) -> list[str]:
+    """Every occurrence of a key after its first (a notification delivered twice in one batch)."""
+    seen: set[str] = set()
+    repeats = []
+    for key in keys:
+        if key in seen:
+            repeats.append(key)
+        seen.add(key)
+    return repeats
+
+
 def process_keys(s3: "S3Client", bucket: str, keys: Iterable[str], *, scorer: Scorer, batch: BatchFeatures,
                  processed_time: str | Callable[[], str], spark=None) -> dict[str, Any]:
     """Score every Firehose object in ``keys`` exactly once; returns a summary for the asset event.
 
     Per object: skip it if ledgered, else claim its events; then one feature + scoring pass
     over every claimed event of the batch (one Spark job, not one per object); then per
-    object its outputs and, last, its ledger entry (see the module doc).
+    object its outputs and, last, its ledger entry (see the module doc). Objects are read,
+    claimed and finished in parallel; each object's ledger entry still follows its outputs.
     """
     from contrail import scoring
 
-    results: list[ObjectResult] = []
-    claimed: list[_Claimed] = []
-    seen: set[str] = set()
-    for key in keys:
-        if key in seen or lake.exists(s3, bucket, ledger_key(key)):
-            results.append(ObjectResult(key, "already_processed"))
-            continue
-        seen.add(key)
-        claimed.append(_claim_object(s3, bucket, key))
+    keys = list(keys)
+    unique = list(dict.fromkeys(keys))
+    results = [ObjectResult(key, "already_processed") for key in _repeats(keys)]
+    # every S3 round-trip below waits on the network, so they go out IO_THREADS at a time
+    with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="contrail-stream-io") as pool:
+        done = list(pool.map(lambda key: lake.exists(s3, bucket, ledger_key(key)), unique))
+        results += [ObjectResult(key, "already_processed") for key, d in zip(unique, done) if d]
+        todo = [key for key, d in zip(unique, done) if not d]
+        bodies = list(pool.map(lambda key: lake.read_bytes(s3, bucket, key), todo))
+        parsed = [parse_object(body) for body in bodies]
+        owners = claim_events(s3, bucket, [(key, p.events) for key, p in zip(todo, parsed)], pool=pool)
+        claimed = []
+        for key, body, parsed_object in zip(todo, bodies, parsed):
+            mine, duplicates = split_by_owner(key, parsed_object.events, owners)
+            claimed.append(_Claimed(key, body, parsed_object, mine, parsed_object.rejected + duplicates))
 
-    events = [dict(e, _object_key=item.key) for item in claimed for e in item.events]
-    by_object: dict[str, Any] = {}
-    if events:
-        features = stream_features(events, batch, spark)
-        preds = scoring.score(scorer.model, features, model_name=scorer.model_name,
-                              model_version=scorer.model_version, run_id=scorer.run_id,
-                              threshold=scorer.threshold)
-        extra = features.set_index("flight_id")[["event_id", "event_time", "features_dt", "object_key"]]
-        preds = preds.join(extra, on="flight_id")
-        by_object = dict(tuple(preds.groupby("object_key", sort=False)))
-    stamp = processed_time() if callable(processed_time) else processed_time
-    for item in claimed:
-        rows = by_object.get(item.key)
-        if rows is not None:
-            rows = rows.assign(processed_time=stamp)
-        results.append(_finish_object(s3, bucket, item, rows, scorer=scorer, processed_time=stamp))
+        events = [dict(e, _object_key=item.key) for item in claimed for e in item.events]
+        by_object: dict[str, Any] = {}
+        if events:
+            features = stream_features(events, batch, spark)
+            preds = scoring.score(scorer.model, features, model_name=scorer.model_name,
+                                  model_version=scorer.model_version, run_id=scorer.run_id,
+                                  threshold=scorer.threshold)
+            extra = features.set_index("flight_id")[["event_id", "event_time", "features_dt", "object_key"]]
+            preds = preds.join(extra, on="flight_id")
+            by_object = dict(tuple(preds.groupby("object_key", sort=False)))
+        stamp = processed_time() if callable(processed_time) else processed_time
+
+        def finish(item: _Claimed) -> ObjectResult:
+            rows = by_object.get(item.key)
+            if rows is not None:
+                rows = rows.assign(processed_time=stamp)
+            return _finish_object(s3, bucket, item, rows, scorer=scorer, processed_time=stamp)
+
+        results += list(pool.map(finish, claimed))
 
     rejected: Counter[str] = Counter()
     for r in results:
@@ -610,6 +689,89 @@ def unledgered(s3: "S3Client", bucket: str, *, modified_before: datetime | None 
             if ledger_key(obj["Key"]) not in done:
                 out.append(obj["Key"])
     return sorted(out)
+
+
+def arrival_prefixes(since: datetime, until: datetime, prefix: str | None = None) -> list[str]:
+    """Firehose's hourly arrival prefixes (``<prefix>YYYY/MM/DD/HH/``, UTC) spanning
+    ``[since, until]``, oldest first (pure). Times must be UTC-aware."""
+    prefix = _simulate().STREAM_PREFIX if prefix is None else prefix
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    out = []
+    while hour <= until:
+        out.append(f"{prefix}{hour:%Y/%m/%d/%H}/")
+        hour += timedelta(hours=1)
+    return out
+
+
+def arrived_since(s3: "S3Client", bucket: str, since: datetime, until: datetime) -> list[str]:
+    """Stream objects whose ``LastModified`` is at or after ``since``, in arrival order.
+
+    Lists only the arrival-hour prefixes of ``[since, until]`` (one or two LISTs), never the
+    whole stream zone.
+    """
+    found = []
+    # an object's arrival prefix is when its buffer opened, up to Firehose's longest buffer
+    # interval (900 s) before it was written
+    for prefix in arrival_prefixes(since - FIREHOSE_MAX_BUFFER, until):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            found += [(o["LastModified"], o["Key"]) for o in page.get("Contents", [])
+                      if o["LastModified"] >= since]
+    return [key for _, key in sorted(found)]
+
+
+def merge_summaries(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+    """Two :func:`process_keys` summaries of one run as one (pure)."""
+    rejected = Counter(first.get("rejected", {}))
+    rejected.update(second.get("rejected", {}))
+    return {
+        "objects": first["objects"] + second["objects"],
+        "already_processed": first["already_processed"] + second["already_processed"],
+        "scored": first["scored"] + second["scored"],
+        "rejected": dict(sorted(rejected.items())),
+        "days": sorted(set(first["days"]) | set(second["days"])),
+        "model_version": second.get("model_version", first.get("model_version")),
+    }
+
+
+@dataclass(frozen=True)
+class Drain:
+    """How long an event-path run keeps taking objects that land while it runs.
+
+    The run that an SQS notification started has the champion loaded and a Spark session
+    open; objects landing meanwhile are scored by it within ``poll_s`` instead of waiting
+    for the next run's start-up. It stops after ``idle_s`` without a new object, or at
+    ``max_s`` in all; their notifications still start runs later, which find them ledgered.
+    ``idle_s=0`` turns draining off.
+    """
+
+    idle_s: float = 20.0
+    max_s: float = 300.0
+    poll_s: float = 2.0
+    lookback: timedelta = timedelta(seconds=60)
+
+
+def drain(s3: "S3Client", bucket: str, *, handled: set[str], started: datetime, policy: Drain,
+          process: Callable[[list[str]], dict[str, Any]],
+          clock: Callable[[], datetime], sleep: Callable[[float], None]) -> dict[str, Any] | None:
+    """Process objects arriving from ``started - lookback`` on that are not in ``handled``,
+    until ``policy`` says stop; returns the merged summary (None if nothing came)."""
+    if policy.idle_s <= 0:
+        return None
+    summary: dict[str, Any] | None = None
+    since = started - policy.lookback
+    last_new = clock()
+    while True:
+        now = clock()
+        if (now - last_new).total_seconds() >= policy.idle_s or (now - started).total_seconds() >= policy.max_s:
+            return summary
+        fresh = [k for k in arrived_since(s3, bucket, since, now) if k not in handled]
+        if fresh:
+            handled.update(fresh)
+            result = process(fresh)
+            summary = result if summary is None else merge_summaries(summary, result)
+            last_new = clock()
+        else:
+            sleep(policy.poll_s)
 
 
 def read_predictions(s3: "S3Client", bucket: str, model_name: str,
@@ -694,22 +856,13 @@ def _champion_scorer() -> Scorer | None:
                   model_version=str(champion.version), run_id=version.run_id, threshold=float(threshold))
 
 
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def _wall_clock() -> str:
-    from datetime import timezone
-
     # processed_time measures freshness, so it is wall-clock on purpose (like an audit stamp)
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _stop_spark() -> None:
-    import sys
-
-    if "pyspark" in sys.modules:  # only if this task started one
-        from pyspark import SparkContext
-
-        context = SparkContext._active_spark_context  # global, whichever thread started it
-        if context is not None:
-            context.stop()
+    return _utcnow().isoformat(timespec="milliseconds")
 
 
 def process_from_context(context: dict, *, mode: str) -> dict[str, Any]:
@@ -720,6 +873,7 @@ def process_from_context(context: dict, *, mode: str) -> dict[str, Any]:
     from contrail import assets
     from contrail.pipeline import s3, settings
 
+    started = _utcnow()
     cfg, client = settings(), s3()
     if mode == "event":
         extras = [ev.extra for events in context["triggering_asset_events"].values() for ev in events]
@@ -732,21 +886,35 @@ def process_from_context(context: dict, *, mode: str) -> dict[str, Any]:
     log.info("%s: %d object(s) to consider", mode, len(keys))
     if not keys:
         raise AirflowSkipException("no stream object to process")
-    # the JVM starts while MLflow is imported and the champion loads (measured: ~30-60 s
-    # each on a loaded 2-core box); schedule_frame then gets the same session
-    spark_start = threading.Thread(target=local_spark, name="contrail-spark-start", daemon=True)
-    spark_start.start()
-    try:
-        scorer = _champion_scorer()
-        if scorer is None:
-            # nothing is ledgered: the sweep scores these objects once a champion exists
-            raise AirflowSkipException(f"no champion registered for {cfg.model_name} yet")
-        summary = process_keys(client, cfg.bucket, keys, scorer=scorer,
-                               batch=BatchFeatures(client, cfg.bucket, cfg.feature_set),
-                               processed_time=_wall_clock)
-    finally:
-        spark_start.join()
-        _stop_spark()
+    if mode == "event" and not unprocessed(client, cfg.bucket, keys):
+        # typical after a draining run: its objects' notifications start this one
+        raise AirflowSkipException(f"all {len(keys)} object(s) already processed")
+    # the session comes up (a Connect handshake, or a JVM start without a server) while
+    # MLflow is imported and the champion loads
+    with ThreadPoolExecutor(1, thread_name_prefix="contrail-spark-start") as pool:
+        session = pool.submit(stream_spark, cfg.spark_remote)
+        try:
+            scorer = _champion_scorer()
+            if scorer is None:
+                # nothing is ledgered: the sweep scores these objects once a champion exists
+                raise AirflowSkipException(f"no champion registered for {cfg.model_name} yet")
+            batch = BatchFeatures(client, cfg.bucket, cfg.feature_set)
+
+            def process(some: list[str]) -> dict[str, Any]:
+                return process_keys(client, cfg.bucket, some, scorer=scorer, batch=batch,
+                                    processed_time=_wall_clock, spark=session.result())
+
+            summary = process(keys)
+            if mode == "event":
+                drained = drain(client, cfg.bucket, handled=set(keys), started=started,
+                                policy=Drain(idle_s=cfg.stream_drain_idle_s), process=process,
+                                clock=_utcnow, sleep=time.sleep)
+                if drained is not None:
+                    log.info("drained %d more object(s) while running", drained["objects"])
+                    summary = merge_summaries(summary, drained)
+        finally:
+            if session.exception() is None:
+                session.result().stop()  # a Connect session is released on the server
     summary["mode"] = mode
     context["outlet_events"][assets.predictions()].extra = {"model_name": cfg.model_name, "stream": summary}
     return summary

@@ -1,4 +1,4 @@
-"""The real local stack for end-to-end tests: emulator, MLflow server and the Airflow
+"""The real local stack for end-to-end tests: emulator, MLflow server, Spark Connect server and the Airflow
 scheduler / dag-processor / triggerer / api-server, on their own ports and state directory so
 a developer's running stack is never touched. Started once per session, stopped at the end.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 E2E_PORTS = {"CONTRAIL_AIRFLOW_PORT": "18080", "CONTRAIL_MLFLOW_PORT": "15000",
-             "CONTRAIL_EMULATOR_PORT": "14566"}
+             "CONTRAIL_EMULATOR_PORT": "14566", "CONTRAIL_SPARK_CONNECT_PORT": "15102"}
 
 
 @pytest.fixture(scope="session")

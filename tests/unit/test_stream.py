@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import numpy as np
@@ -297,6 +297,102 @@ def test_duplicates_across_objects_and_malformed_records_are_dead_lettered(s3, s
     assert reasons[1].startswith("malformed JSON") and reasons[2].startswith("wrong type: distance")
     assert lake.read_json(s3, BUCKET, stream.ledger_key(b))["rejected"] == {
         "duplicate event_id": 1, "malformed JSON": 1, "wrong type": 1}
+
+
+def test_claims_go_to_the_first_object_in_delivery_order_and_outlive_the_batch(s3):
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, b, c = "stream/flights/a", "stream/flights/b", "stream/flights/c"
+    with ThreadPoolExecutor(8) as pool:  # parallel PUTs: ownership must not depend on timing
+        owners = stream.claim_events(s3, BUCKET, [(b, [E2, E3]), (a, [E1, E2])], pool=pool)
+    assert owners == {E2["event_id"]: b, E3["event_id"]: b, E1["event_id"]: a}
+    # a later batch (or a re-run) cannot take them over; a re-claim by the owner is a no-op
+    assert stream.claim_events(s3, BUCKET, [(c, [E1]), (b, [E3])]) == {E1["event_id"]: a, E3["event_id"]: b}
+
+    mine, duplicates = stream.split_by_owner(a, [E1, E2], owners)
+    assert [e["event_id"] for e in mine] == [E1["event_id"]]
+    assert [d.reason for d in duplicates] == [f"duplicate event_id: already delivered in {b}"]
+
+
+def test_arrival_prefixes_cover_each_utc_hour_of_the_window():
+    since = datetime(2026, 11, 29, 23, 59, 30, tzinfo=timezone.utc)
+    assert stream.arrival_prefixes(since, since + timedelta(minutes=1)) == [
+        "stream/flights/2026/11/29/23/", "stream/flights/2026/11/30/00/"]
+    assert stream.arrival_prefixes(since, since) == ["stream/flights/2026/11/29/23/"]
+
+
+class FakeClock:
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def test_drain_takes_objects_landing_during_the_run_until_idle(s3):
+    first = put(s3, "first", body(E1))
+    started = s3.head_object(Bucket=BUCKET, Key=first)["LastModified"]
+    # Firehose names objects by arrival hour; moto stamps LastModified with the real clock
+    arrival = f"stream/flights/{started:%Y/%m/%d/%H}/"
+
+    def land(name: str, *events) -> str:
+        key = arrival + name
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body(*events))
+        return key
+
+    late = land("late", E2)
+    clock = FakeClock(started)
+    batches: list[list[str]] = []
+    policy = stream.Drain(idle_s=6, max_s=60, poll_s=2)
+
+    def process(keys: list[str]) -> dict:
+        batches.append(keys)
+        if len(batches) == 1:  # another object lands while the first drained batch runs
+            land("later", E3)
+        clock.sleep(1)
+        return {"objects": len(keys), "already_processed": 0, "scored": len(keys), "rejected": {},
+                "days": ["2013-01-02"], "model_version": "3"}
+
+    summary = stream.drain(s3, BUCKET, handled={first}, started=started, policy=policy, process=process,
+                           clock=clock, sleep=clock.sleep)
+
+    assert batches == [[late], [arrival + "later"]]
+    assert (summary["objects"], summary["scored"]) == (2, 2)
+    # it stopped after idle_s without a new object: 1 s processing + polls of 2 s up to 6 s idle
+    assert (clock.now - started).total_seconds() == pytest.approx(1 + 1 + 6)
+
+
+def test_an_unreachable_spark_connect_server_is_named_at_once():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        with pytest.raises(ConnectionError, match=f"sc://127.0.0.1:{port} is not reachable"):
+            stream.stream_spark(f"sc://127.0.0.1:{port}")
+
+
+def test_drain_is_off_at_zero_and_bounded_by_max_s(s3):
+    started = datetime.now(timezone.utc)
+    never = lambda keys: pytest.fail("must not process")  # noqa: E731
+    off = stream.drain(s3, BUCKET, handled=set(), started=started, policy=stream.Drain(idle_s=0),
+                       process=never, clock=lambda: started, sleep=lambda s: None)
+    assert off is None
+    clock = FakeClock(started)
+    capped = stream.drain(s3, BUCKET, handled=set(), started=started,
+                          policy=stream.Drain(idle_s=1000, max_s=10, poll_s=2),
+                          process=never, clock=clock, sleep=clock.sleep)
+    assert capped is None and (clock.now - started).total_seconds() == 10
+
+
+def test_unprocessed_is_what_the_ledger_lacks(s3, spark):
+    a = put(s3, "a", body(E1))
+    b = put(s3, "b", body(E2))
+    run(s3, [a], spark)
+    assert stream.unprocessed(s3, BUCKET, [a, b, b]) == [b]
 
 
 def test_sweep_leaves_fresh_objects_to_the_event_path(s3):

@@ -80,12 +80,22 @@ class DurableState:
         with self.path.open("rb") as fh:
             return restore_state(pickle.load(fh))
 
-    def save(self) -> None:
+    def save(self, attempts: int = 5) -> None:
+        """Write a snapshot. Requests keep being served meanwhile, so a walk over a backend
+        can meet a dict a request is changing ("changed size during iteration"): walk again."""
         with self._lock:
             self._dirty.clear()
+            for attempt in range(1, attempts + 1):
+                try:
+                    blob = pickle.dumps(snapshot_state(), protocol=pickle.HIGHEST_PROTOCOL)
+                    break
+                except RuntimeError:
+                    if attempt == attempts:
+                        self._dirty.set()  # not saved: the next round tries again
+                        raise
+                    time.sleep(0.05 * attempt)
             tmp = self.path.with_suffix(".tmp")
-            with tmp.open("wb") as fh:
-                pickle.dump(snapshot_state(), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            tmp.write_bytes(blob)
             os.replace(tmp, self.path)
 
     def mark_dirty(self) -> None:

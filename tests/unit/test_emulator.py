@@ -1,0 +1,50 @@
+"""The durable emulator's snapshots: a walk that races a request is retried, never lost."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from contrail.stack import emulator
+from contrail.stack.emulator import DurableState
+
+
+def _racing_snapshots(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[int]:
+    """snapshot_state that fails like a concurrently mutated moto dict ``failures`` times."""
+    calls: list[int] = []
+
+    def snapshot(services=emulator.SERVICES):
+        calls.append(1)
+        if len(calls) <= failures:
+            raise RuntimeError("dictionary changed size during iteration")
+        return {"s3": {"123456789012": {"us-east-1": "backend"}}}
+
+    monkeypatch.setattr(emulator, "snapshot_state", snapshot)
+    monkeypatch.setattr(emulator.time, "sleep", lambda s: None)
+    return calls
+
+
+def test_save_walks_again_when_a_request_changed_a_backend(tmp_path, monkeypatch):
+    calls = _racing_snapshots(monkeypatch, failures=2)
+    state = DurableState(tmp_path / "state.pkl")
+    state.mark_dirty()
+
+    state.save()
+
+    assert len(calls) == 3
+    assert pickle.loads((tmp_path / "state.pkl").read_bytes()) == {"s3": {"123456789012": {"us-east-1": "backend"}}}
+    assert not state._dirty.is_set()
+    assert not (tmp_path / "state.tmp").exists()
+
+
+def test_save_that_keeps_racing_stays_dirty_and_keeps_the_last_snapshot(tmp_path, monkeypatch):
+    (tmp_path / "state.pkl").write_bytes(pickle.dumps({"previous": True}))
+    _racing_snapshots(monkeypatch, failures=99)
+    state = DurableState(tmp_path / "state.pkl")
+
+    with pytest.raises(RuntimeError, match="changed size"):
+        state.save(attempts=3)
+
+    assert state._dirty.is_set()  # the saver thread's next round saves it
+    assert pickle.loads((tmp_path / "state.pkl").read_bytes()) == {"previous": True}
