@@ -21,7 +21,8 @@ def main() -> None:
     args = parser.parse_args()
     state = tempfile.mkdtemp(prefix="contrail-bench-stack-")
     os.environ.update({"CONTRAIL_STATE_DIR": state, "CONTRAIL_AIRFLOW_PORT": "28080",
-                       "CONTRAIL_MLFLOW_PORT": "25000", "CONTRAIL_EMULATOR_PORT": "24566"})
+                       "CONTRAIL_MLFLOW_PORT": "25000", "CONTRAIL_EMULATOR_PORT": "24566",
+                       "CONTRAIL_SPARK_CONNECT_PORT": "25002"})
     from contrail.demo import MemorySampler, run_pipeline
     from contrail.settings import load_settings
     from contrail.stack import local

@@ -33,6 +33,7 @@ def _print_urls(settings) -> None:
     print(f"               (password file: {paths(settings)['passwords']})")
     print(f"  MLflow UI    {settings.mlflow_url}")
     print(f"  AWS emulator {settings.emulator_url}   bucket s3://{settings.bucket}")
+    print(f"  Spark        {settings.spark_remote}   (Spark Connect: the stream tasks' Spark)")
     print(f"  state        {settings.state_dir}")
 
 
