@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import requests
@@ -17,6 +18,12 @@ TERMINAL = {"success", "failed"}
 
 class AirflowApiError(RuntimeError):
     pass
+
+
+def _instant(value: str) -> datetime:
+    """An API timestamp (``2013-01-05T00:00:00Z`` or ``…+00:00``) as an aware datetime."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 @dataclass
@@ -87,11 +94,28 @@ class AirflowClient:
 
     def backfill(self, dag_id: str, from_date: str, to_date: str, *, reprocess: str = "none",
                  max_active_runs: int = 2) -> dict:
-        return self.request("POST", "/backfills", json={
-            "dag_id": dag_id, "from_date": from_date, "to_date": to_date,
-            "reprocess_behavior": reprocess, "max_active_runs": max_active_runs,
-            "run_backwards": False, "dag_run_conf": {},
-        })
+        """Create a backfill of ``[from_date, to_date]``, idempotently.
+
+        A create can be committed and still answered with a transient error (SQLite under
+        load); its retry then gets 409 "already a running backfill". If the running backfill
+        is the one asked for (same DAG and dates), that is success; any other stays an error.
+        """
+        try:
+            return self.request("POST", "/backfills", json={
+                "dag_id": dag_id, "from_date": from_date, "to_date": to_date,
+                "reprocess_behavior": reprocess, "max_active_runs": max_active_runs,
+                "run_backwards": False, "dag_run_conf": {},
+            })
+        except AirflowApiError as exc:
+            if " -> 409:" not in str(exc):
+                raise
+            running = self.request("GET", "/backfills", params={"dag_id": dag_id, "limit": 100})["backfills"]
+            same = [b for b in running if b.get("completed_at") is None
+                    and _instant(b["from_date"]) == _instant(from_date)
+                    and _instant(b["to_date"]) == _instant(to_date)]
+            if not same:
+                raise
+            return same[0]
 
     def wait_for_runs(self, dag_id: str, *, count: int, timeout: float, poll: float = 3.0,
                       since: str | None = None) -> list[dict]:

@@ -1,0 +1,81 @@
+"""The REST client's retry rules, against a scripted HTTP session (no server)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from contrail.stack import api
+from contrail.stack.api import AirflowApiError, AirflowClient
+
+
+class Response:
+    def __init__(self, status: int, body: Any):
+        self.status_code = status
+        self.text = json.dumps(body)
+        self.content = self.text.encode()
+        self._body = body
+
+    def json(self) -> Any:
+        return self._body
+
+
+class ScriptedSession:
+    """Answers each request with the next scripted response; records (method, path)."""
+
+    def __init__(self, *responses: Response):
+        self.responses = list(responses)
+        self.calls: list[tuple[str, str]] = []
+
+    def post(self, url: str, **kwargs: Any) -> Response:  # the token endpoint
+        return Response(201, {"access_token": "t"})
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Response:
+        self.calls.append((method, url.split("/api/v2", 1)[1]))
+        return self.responses.pop(0)
+
+
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch):
+    monkeypatch.setattr(api.time, "sleep", lambda s: None)
+
+
+def client(*responses: Response) -> AirflowClient:
+    return AirflowClient("http://127.0.0.1:1", "u", "p", session=ScriptedSession(*responses))
+
+
+BACKFILL = {"id": 7, "dag_id": "landing_flights", "from_date": "2013-01-05T00:00:00Z",
+            "to_date": "2013-01-05T00:00:00Z", "completed_at": None}
+
+
+def test_sqlite_contention_is_retried():
+    c = client(Response(503, {"detail": "database is locked"}),
+               Response(500, {"detail": "Database error"}), Response(200, {"dags": []}))
+    assert c.request("GET", "/dags") == {"dags": []}
+    assert len(c.session.calls) == 3
+
+
+def test_a_backfill_committed_before_a_transient_error_is_found_not_refused():
+    c = client(Response(500, {"detail": "Database error"}),
+               Response(409, {"detail": "There is already a running backfill for dag landing_flights"}),
+               Response(200, {"backfills": [BACKFILL], "total_entries": 1}))
+    made = c.backfill("landing_flights", "2013-01-05T00:00:00Z", "2013-01-05T00:00:00+00:00")
+    assert made["id"] == 7
+    assert c.session.calls == [("POST", "/backfills"), ("POST", "/backfills"), ("GET", "/backfills")]
+
+
+def test_a_different_running_backfill_is_still_an_error():
+    other = {**BACKFILL, "from_date": "2013-02-01T00:00:00Z", "to_date": "2013-02-03T00:00:00Z"}
+    c = client(Response(409, {"detail": "There is already a running backfill for dag landing_flights"}),
+               Response(200, {"backfills": [other], "total_entries": 1}))
+    with pytest.raises(AirflowApiError, match="409"):
+        c.backfill("landing_flights", "2013-01-05T00:00:00Z", "2013-01-05T00:00:00Z")
+
+
+def test_client_errors_are_not_retried():
+    c = client(Response(404, {"detail": "DAG not found"}))
+    with pytest.raises(AirflowApiError, match="404"):
+        c.request("GET", "/dags/nope")
+    assert len(c.session.calls) == 1
