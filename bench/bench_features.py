@@ -38,16 +38,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"the emulator did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
-
-
 def _day_frames(dataset: str, first: date, days: int) -> dict[date, pd.DataFrame]:
     dates = [first + timedelta(days=k) for k in range(days)]
     return {d: nycflights.day(dataset, d) for d in dates}
@@ -112,6 +102,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     import logging
     import subprocess
 
+    from contrail.stack import local
+
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("contrail_spark").setLevel(logging.INFO)  # the job's phase timings
 
@@ -120,7 +112,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"),
                                "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for_port(port)
+    local._wait(lambda: local._port_open("127.0.0.1", port), "the emulator", 60, server, None)
     os.environ.update({
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",

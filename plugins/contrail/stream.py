@@ -596,11 +596,15 @@ def _finish_object(s3: "S3Client", bucket: str, item: _Claimed, preds: "pd.DataF
                         days=days)
 
 
-def unprocessed(s3: "S3Client", bucket: str, keys: Iterable[str]) -> list[str]:
-    """The distinct ``keys`` with no ledger entry yet, in order (HEADs in parallel)."""
+def unprocessed(s3: "S3Client", bucket: str, keys: Iterable[str], *,
+                pool: ThreadPoolExecutor | None = None) -> list[str]:
+    """The distinct ``keys`` with no ledger entry yet, in order (HEADs in parallel, on ``pool``
+    or a pool of their own)."""
     unique = list(dict.fromkeys(keys))
-    with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="contrail-stream-io") as pool:
-        done = list(pool.map(lambda key: lake.exists(s3, bucket, ledger_key(key)), unique))
+    if pool is None:
+        with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="contrail-stream-io") as own:
+            return unprocessed(s3, bucket, unique, pool=own)
+    done = list(pool.map(lambda key: lake.exists(s3, bucket, ledger_key(key)), unique))
     return [key for key, d in zip(unique, done) if not d]
 
 
@@ -631,9 +635,9 @@ def process_keys(s3: "S3Client", bucket: str, keys: Iterable[str], *, scorer: Sc
     results = [ObjectResult(key, "already_processed") for key in _repeats(keys)]
     # every S3 round-trip below waits on the network, so they go out IO_THREADS at a time
     with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="contrail-stream-io") as pool:
-        done = list(pool.map(lambda key: lake.exists(s3, bucket, ledger_key(key)), unique))
-        results += [ObjectResult(key, "already_processed") for key, d in zip(unique, done) if d]
-        todo = [key for key, d in zip(unique, done) if not d]
+        todo = unprocessed(s3, bucket, unique, pool=pool)
+        pending = set(todo)
+        results += [ObjectResult(key, "already_processed") for key in unique if key not in pending]
         bodies = list(pool.map(lambda key: lake.read_bytes(s3, bucket, key), todo))
         parsed = [parse_object(body) for body in bodies]
         owners = claim_events(s3, bucket, [(key, p.events) for key, p in zip(todo, parsed)], pool=pool)

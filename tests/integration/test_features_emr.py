@@ -315,11 +315,9 @@ def _asset_event_extra(dr):
         return dict(events[0].extra)
 
 
-def test_step_failure_terminates_and_fails_the_run(emr_dag, lake):
-    lake["seed"]()
-    lake["runner"].outcome = "FAILED"
-    dr, states = _run(emr_dag)
-
+def _assert_failed_and_terminated(lake, dr, states) -> str:
+    """The run failed at the wait, the all_done terminate still ran and took the only cluster
+    down, and nothing was published; returns the cluster id."""
     assert str(dr.state) == "failed", states
     assert states["wait_for_step"] == "failed"
     assert states["terminate_cluster"] == "success"
@@ -328,6 +326,15 @@ def test_step_failure_terminates_and_fails_the_run(emr_dag, lake):
     assert _cluster_state(lake, cluster_id) == "TERMINATED"
     assert _payloads(lake["calls"], "TerminateJobFlows") == [{"JobFlowIds": [cluster_id]}]
     assert not lake["s3"].list_objects_v2(Bucket=BUCKET, Prefix=f"features/{FEATURE_SET}/").get("Contents")
+    return cluster_id
+
+
+def test_step_failure_terminates_and_fails_the_run(emr_dag, lake):
+    lake["seed"]()
+    lake["runner"].outcome = "FAILED"
+    dr, states = _run(emr_dag)
+
+    _assert_failed_and_terminated(lake, dr, states)
 
 
 def test_step_wait_timeout_terminates_and_fails_the_run(emr_dag, lake, monkeypatch):
@@ -338,12 +345,7 @@ def test_step_wait_timeout_terminates_and_fails_the_run(emr_dag, lake, monkeypat
     monkeypatch.setattr(sensor, "max_attempts", 2)
     dr, states = _run(emr_dag)
 
-    assert str(dr.state) == "failed", states
-    assert states["wait_for_step"] == "failed"
-    assert states["terminate_cluster"] == "success"
-    assert states["publish"] == "upstream_failed"
-    _, cluster_id = _only_cluster(lake)
-    assert _cluster_state(lake, cluster_id) == "TERMINATED"
+    cluster_id = _assert_failed_and_terminated(lake, dr, states)
     step_id = _step_id(lake, cluster_id)
     assert lake["runner"].polls[step_id] == 3  # one poke, then the trigger's two attempts
 
@@ -376,14 +378,7 @@ def test_step_wait_killed_terminates_and_fails_the_run(emr_dag, lake, monkeypatc
     dr, states = _run(emr_dag)
 
     assert killed == ["wait_for_step"]
-    assert str(dr.state) == "failed", states
-    assert states["wait_for_step"] == "failed"
-    assert states["terminate_cluster"] == "success"
-    assert states["publish"] == "upstream_failed"
-    _, cluster_id = _only_cluster(lake)
-    assert _cluster_state(lake, cluster_id) == "TERMINATED"
-    assert _payloads(lake["calls"], "TerminateJobFlows") == [{"JobFlowIds": [cluster_id]}]
-    assert not lake["s3"].list_objects_v2(Bucket=BUCKET, Prefix=f"features/{FEATURE_SET}/").get("Contents")
+    _assert_failed_and_terminated(lake, dr, states)
 
 
 def test_nothing_pending_skips_without_a_cluster(emr_dag, lake):

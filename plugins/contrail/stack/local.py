@@ -60,6 +60,7 @@ def paths(settings: Settings) -> dict[str, Path]:
         "root": root,
         "airflow_home": root / "airflow",
         "mlflow": root / "mlflow",
+        "spark_connect": root / "spark-connect",
         "emulator_state": root / "emulator" / "state.pkl",
         "logs": root / "logs",
         "run": root / "run",
@@ -221,7 +222,7 @@ def components(settings: Settings) -> list[Component]:
             "--conf", "spark.ui.enabled=false",
             "--conf", "spark.sql.session.timeZone=UTC",
             "--conf", "spark.sql.shuffle.partitions=2",
-            "--conf", f"spark.local.dir={p['root'] / 'spark-connect'}",
+            "--conf", f"spark.local.dir={p['spark_connect']}",
         ], lambda: _port_open(host, ports.spark_connect), blocking=False),
         Component("mlflow", [str(bin_dir / "mlflow"), "server", "--host", host, "--port", str(ports.mlflow),
                              "--backend-store-uri", f"sqlite:///{p['mlflow'] / 'mlflow.db'}",
@@ -290,9 +291,8 @@ def migrate_airflow_db(settings: Settings, env: dict[str, str]) -> None:
 def start(settings: Settings, *, timeout: float = 180.0) -> dict[str, int]:
     """Start every component not already running; returns name -> pid. Idempotent."""
     p = paths(settings)
-    for key in ("airflow_home", "mlflow", "logs", "run"):
+    for key in ("airflow_home", "mlflow", "spark_connect", "logs", "run"):
         p[key].mkdir(parents=True, exist_ok=True)
-    (p["root"] / "spark-connect").mkdir(parents=True, exist_ok=True)
     (p["mlflow"] / "artifacts").mkdir(parents=True, exist_ok=True)
     p["emulator_state"].parent.mkdir(parents=True, exist_ok=True)
     env = stack_env(settings)
