@@ -26,7 +26,7 @@ from datetime import date, timedelta
 import boto3
 import pandas as pd
 
-from contrail import features, lake, nycflights
+from contrail import catalog, features, lake, nycflights
 from contrail_spark import build_features
 
 FLIGHT_NUMBER_STRIDE = 10_000  # real flight numbers stop at 8500: copies never collide
@@ -55,13 +55,13 @@ def scaled(frame: pd.DataFrame, scale: int) -> pd.DataFrame:
 
 def land(s3, bucket: str, dataset: str, dt: date, frame: pd.DataFrame) -> dict:
     body = gzip.compress(frame.to_csv(index=False, na_rep="NA").encode(), compresslevel=6, mtime=0)
-    prefix = lake.landing_prefix(dataset, dt, 1)
+    prefix = catalog.landing_prefix(dataset, dt, 1)
     key = f"{prefix}{dataset}.csv.gz"
     s3.put_object(Bucket=bucket, Key=key, Body=body)
     manifest = {"dataset": dataset, "dt": dt.isoformat(), "version": 1, "rows": len(frame),
                 "objects": [{"key": key, "bytes": len(body), "sha256": lake.sha256_hex(body)}]}
-    lake.put_json(s3, bucket, f"{prefix}_manifest.json", manifest)
-    return {"version": 1, "manifest": f"s3://{bucket}/{prefix}_manifest.json",
+    lake.put_json(s3, bucket, catalog.landing_manifest_key(dataset, dt, 1), manifest)
+    return {"version": 1, "manifest": lake.s3_uri(bucket, catalog.landing_manifest_key(dataset, dt, 1)),
             "objects": [f"s3://{bucket}/{key}"]}
 
 
@@ -77,11 +77,11 @@ def run_scale(spark, s3, scale: int, first: date, days: int) -> dict:
     }
     landing_s = time.perf_counter() - started
     plan = features.plan_features(validated, sorted(flights), feature_set="flights_v1",
-                                  job_version=f"bench-x{scale}", bucket=bucket)
-    lake.put_json(s3, bucket, "tmp/plans/bench.json", plan)
+                                  job_version=f"bench-x{scale}", bucket=bucket, build=f"bench-x{scale}")
+    lake.put_json(s3, bucket, catalog.feature_plan_key("flights_v1", "bench"), plan)
 
     started = time.perf_counter()
-    plan_uri = f"s3://{bucket}/tmp/plans/bench.json"
+    plan_uri = lake.s3_uri(bucket, catalog.feature_plan_key("flights_v1", "bench"))
     counts = build_features.main(["--plan", plan_uri, "--io", "local"], spark=spark)
     job_s = time.perf_counter() - started
     rows = sum(counts.values())

@@ -4,8 +4,9 @@
 Scheduled when both validated assets have new events. One run plans every validated
 partition still pending (new, or whose validated version changed) plus the 28-day lookback
 its trailing windows need, so a year of upstream backfill starts a handful of jobs, not 365.
-Output lands in `features/<set>/dt=…/` with `_SUCCESS` and a manifest, and the
-`features_<set>` asset is emitted with the built dates. `CONTRAIL_SPARK_RUNNER` picks where
+The job stages each day's build under `features/<set>/dt=…/b=<build>/`; the `features` gate
+audits it and only a passing day is published (manifest naming the build's parts, then
+`_SUCCESS`), and the `features_<set>` asset is emitted with the published dates. `CONTRAIL_SPARK_RUNNER` picks where
 the job runs:
 
 - `local`: `spark-submit` on `local[*]` with the content-hashed artifact.
@@ -42,16 +43,16 @@ def _local_build() -> None:
     @task
     def plan(**context) -> dict:
         """Write the plan JSON for every pending date; returns its URI and the targets."""
-        from contrail.pipeline import plan_pending_features
+        from contrail.stages.features import plan_task
 
-        return plan_pending_features(context)
+        return plan_task(context)
 
     @task(outlets=[assets.features()])
     def build(planned: dict, **context) -> dict:
         """Run the Spark job on the plan (local spark-submit) and check what it published."""
-        from contrail.pipeline import build_features_local
+        from contrail.stages.features import build_local_task
 
-        return build_features_local(planned, context)
+        return build_local_task(planned, context)
 
     build(plan())
 
@@ -61,9 +62,9 @@ def plan_or_skip(**context) -> dict:
     """Write the plan JSON for every pending date; skip the run (no compute) when none is pending."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from contrail.pipeline import plan_pending_features
+    from contrail.stages.features import plan_task
 
-    planned = plan_pending_features(context)
+    planned = plan_task(context)
     if not planned.get("targets"):
         raise AirflowSkipException("no validated partition is pending: no cluster started")
     return planned
@@ -73,7 +74,7 @@ def plan_or_skip(**context) -> dict:
 def upload_entry() -> str:
     """Upload spark_jobs/main.py to artifacts/spark/main-<sha12>.py (idempotent); its URI."""
     from contrail import emr
-    from contrail.pipeline import s3
+    from contrail.connections import s3
 
     return emr.upload_entry(s3(), SETTINGS.bucket)
 
@@ -81,9 +82,9 @@ def upload_entry() -> str:
 @task(outlets=[assets.features()])
 def publish(planned: dict, cluster_id: str | None = None, step_ids: list | None = None,
             job_run_id: str | None = None, **context) -> dict:
-    """Check `_SUCCESS` for every target and emit the features asset with the run's extra."""
+    """Audit every staged build with the `features` gate, publish the passing days, emit the asset."""
     from contrail import emr
-    from contrail.pipeline import publish_built_features, s3
+    from contrail.stages.features import publish_task
 
     run_info: dict = {"runner": SETTINGS.spark_runner}
     if cluster_id:
@@ -92,7 +93,7 @@ def publish(planned: dict, cluster_id: str | None = None, step_ids: list | None 
                         step_log_uri=emr.step_log_uri(SETTINGS.bucket, cluster_id, step_id))
     if job_run_id:
         run_info["job_run_id"] = job_run_id
-    return publish_built_features(s3(), planned, context, **run_info)
+    return publish_task(planned, context, **run_info)
 
 
 def _emr_build() -> None:

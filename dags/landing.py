@@ -50,9 +50,9 @@ for dataset in DATASETS:
 
         @task(task_id="land", outlets=[assets.landing(dataset)])
         def land(dataset: str = dataset, **context) -> dict:
-            from contrail.pipeline import land_drop
+            from contrail.stages.landing import land_task
 
-            return land_drop(dataset, context)
+            return land_task(dataset, context)
 
         wait_for_drop >> land()
 

@@ -36,13 +36,13 @@ with DAG(
 
         @task(task_id=f"validate_{dataset}", outlets=[assets.validated(dataset)])
         def validate(dataset: str = dataset, **context) -> list[dict]:
-            from contrail.pipeline import validate_pending
+            from contrail.stages.quality import validate_task
 
-            return validate_pending(dataset, context)
+            return validate_task(dataset, context)
 
         @task(task_id=f"gate_{dataset}")
         def gate(reports: list[dict]) -> None:
-            from contrail.pipeline import enforce_gate
+            from contrail.stages.quality import enforce_gate
 
             enforce_gate(reports)
 

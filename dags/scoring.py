@@ -29,8 +29,8 @@ with DAG(
 
     @task(outlets=[assets.predictions()])
     def score(**context) -> dict:
-        from contrail.pipeline import score_pending
+        from contrail.stages.scoring import score_task
 
-        return score_pending(context)
+        return score_task(context)
 
     score()

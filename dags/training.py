@@ -39,8 +39,8 @@ with DAG(
 
     @task(outlets=[assets.model()])
     def train(**context) -> dict:
-        from contrail.pipeline import train_and_register
+        from contrail.stages.training import train_task
 
-        return train_and_register(context)
+        return train_task(context)
 
     train()

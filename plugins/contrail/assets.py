@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
+from contrail import catalog
 from contrail.settings import load_settings
 
 _settings = load_settings()
@@ -14,23 +15,23 @@ BUCKET = _settings.bucket
 
 
 def landing(dataset: str) -> Asset:
-    return Asset(name=f"landing_{dataset}", uri=f"s3://{BUCKET}/landing/{dataset}/", group="landing")
+    return Asset(name=f"landing_{dataset}", uri=f"s3://{BUCKET}/{catalog.landing_zone(dataset)}", group="landing")
 
 
 def validated(dataset: str) -> Asset:
-    return Asset(name=f"validated_{dataset}", uri=f"s3://{BUCKET}/validated/{dataset}/", group="validated")
+    return Asset(name=f"validated_{dataset}", uri=f"s3://{BUCKET}/{catalog.validated_zone(dataset)}", group="validated")
 
 
 def features(feature_set: str = _settings.feature_set) -> Asset:
-    return Asset(name=f"features_{feature_set}", uri=f"s3://{BUCKET}/features/{feature_set}/",
+    return Asset(name=f"features_{feature_set}", uri=f"s3://{BUCKET}/{catalog.features_zone(feature_set)}",
                  group="features")
 
 
 def model(model_name: str = _settings.model_name) -> Asset:
-    return Asset(name=f"model_{model_name}", uri=f"s3://{BUCKET}/artifacts/models/{model_name}/",
+    return Asset(name=f"model_{model_name}", uri=f"s3://{BUCKET}/{catalog.model_zone(model_name)}",
                  group="model")
 
 
 def predictions(model_name: str = _settings.model_name) -> Asset:
-    return Asset(name=f"predictions_{model_name}", uri=f"s3://{BUCKET}/predictions/{model_name}/",
+    return Asset(name=f"predictions_{model_name}", uri=f"s3://{BUCKET}/{catalog.predictions_zone(model_name)}",
                  group="predictions")

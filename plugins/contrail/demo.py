@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from contrail import lake
+from contrail import catalog, lake
 from contrail.settings import DATASETS, Settings
 
 DAG_IDS = ["landing_flights", "landing_weather", "quality", "features", "training", "scoring"]
@@ -90,8 +90,8 @@ def run_pipeline(settings: Settings, days: list[date], *, timeout: float = 900.0
                     raise RuntimeError(f"{dag_id} run {run['dag_run_id']} failed; see the Airflow UI")
 
     def features_published() -> bool:
-        return all(lake.exists(s3, settings.bucket, lake.features_prefix(settings.feature_set, d) + "_SUCCESS")
-                   for d in days)
+        published = catalog.published_days(s3, settings.bucket, catalog.features_zone(settings.feature_set))
+        return set(days) <= set(published)
 
     wait_for(features_published, "features for every demo day", timeout, failed_runs)
     log(f"[demo] landing → quality → features done ({time.monotonic() - t0:.0f}s); triggering training")
@@ -104,8 +104,8 @@ def run_pipeline(settings: Settings, days: list[date], *, timeout: float = 900.0
         raise RuntimeError(f"training run {run['dag_run_id']} {state}; see the Airflow UI")
 
     def predictions_written() -> bool:
-        return all(any(lake.list_objects(s3, settings.bucket, lake.predictions_prefix(settings.model_name, d)))
-                   for d in days)
+        published = catalog.published_days(s3, settings.bucket, catalog.predictions_zone(settings.model_name))
+        return set(days) <= set(published)
 
     wait_for(predictions_written, "predictions for every demo day", timeout, failed_runs)
     log(f"[demo] training → registry → scoring done ({time.monotonic() - t0:.0f}s)")
@@ -123,10 +123,10 @@ def summarize(settings: Settings, days: list[date], api, s3) -> dict:
         runs[dag_id] = states
     zones = {}
     for zone, prefix_of in (
-        ("landing", lambda d: lake.landing_partition("flights", d)),
-        ("validated", lambda d: lake.validated_pointer_key("flights", d)),
-        ("features", lambda d: lake.features_prefix(settings.feature_set, d)),
-        ("predictions", lambda d: lake.predictions_prefix(settings.model_name, d)),
+        ("landing", lambda d: catalog.landing_partition("flights", d)),
+        ("validated", lambda d: catalog.validated_pointer_key("flights", d)),
+        ("features", lambda d: catalog.features_partition(settings.feature_set, d)),
+        ("predictions", lambda d: catalog.predictions_partition(settings.model_name, d)),
     ):
         zones[zone] = sum(1 for d in days for _ in lake.list_objects(s3, settings.bucket, prefix_of(d)))
     client = mlflow.MlflowClient(tracking_uri=settings.mlflow_url)

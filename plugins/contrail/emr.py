@@ -20,6 +20,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from contrail import catalog
 from contrail.features import (
     EMR_JOB_FLOW_CONFIG,
     EMR_SERVERLESS_JOB_CONFIG,
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENTRY_PREFIX = "artifacts/spark/"
-EMR_LOG_PREFIX = "logs/emr/"
 # Idle timeout bounds EMR accepts (1 minute .. 7 days); ours must be set and short.
 MAX_IDLE_TIMEOUT_SECONDS = 3600
 MIN_IDLE_TIMEOUT_SECONDS = 60
@@ -75,8 +74,8 @@ def check_job_flow(config: Mapping[str, Any], *, bucket: str) -> list[str]:
     if not isinstance(idle, int) or not MIN_IDLE_TIMEOUT_SECONDS <= idle <= MAX_IDLE_TIMEOUT_SECONDS:
         problems.append(f"AutoTerminationPolicy.IdleTimeout must be {MIN_IDLE_TIMEOUT_SECONDS}.."
                         f"{MAX_IDLE_TIMEOUT_SECONDS} s, got {idle!r}")
-    if config.get("LogUri") != f"s3://{bucket}/{EMR_LOG_PREFIX}":
-        problems.append(f"LogUri must be s3://{bucket}/{EMR_LOG_PREFIX}, got {config.get('LogUri')!r}")
+    if config.get("LogUri") != catalog.emr_log_uri(bucket):
+        problems.append(f"LogUri must be {catalog.emr_log_uri(bucket)}, got {config.get('LogUri')!r}")
     if not str(config.get("ReleaseLabel", "")).startswith("emr-"):
         problems.append(f"ReleaseLabel missing or not emr-*: {config.get('ReleaseLabel')!r}")
     fleets = {f.get("InstanceFleetType"): f for f in instances.get("InstanceFleets", [])}
@@ -113,7 +112,7 @@ def add_steps_payload() -> list[dict[str, Any]]:
 
 def step_log_uri(bucket: str, cluster_id: str, step_id: str) -> str:
     """Where EMR writes one step's stdout / stderr / controller logs."""
-    return f"s3://{bucket}/{EMR_LOG_PREFIX}{cluster_id}/steps/{step_id}/"
+    return catalog.emr_step_log_uri(bucket, cluster_id, step_id)
 
 
 def skip_without_cluster(context: Mapping[str, Any]) -> None:
@@ -170,7 +169,7 @@ def serverless_ids(environ: Mapping[str, str]) -> tuple[str, str]:
 
 def entry_key(body: bytes) -> str:
     """``artifacts/spark/main-<sha256[:12]>.py``: the entry file, named by its content."""
-    return f"{ENTRY_PREFIX}main-{hashlib.sha256(body).hexdigest()[:12]}.py"
+    return catalog.emr_entry_key(hashlib.sha256(body).hexdigest())
 
 
 def upload_entry(client: Any, bucket: str, path: Path | str = ENTRY_POINT) -> str:

@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from contrail import catalog
 from contrail.settings import DATASETS, REPO_ROOT
 
 ENTRY_POINT = REPO_ROOT / "spark_jobs" / "main.py"
@@ -55,6 +56,7 @@ def plan_features(
     job_version: str,
     bucket: str,
     datasets: Iterable[str] = DATASETS,
+    build: str | None = None,
 ) -> dict[str, Any]:
     """The plan JSON of one feature-job run.
 
@@ -62,7 +64,8 @@ def plan_features(
     ``objects``). Targets are the pending days for which every dataset is validated (the
     others stay pending for a later run). Inputs are each target's own day for every dataset,
     plus for flights the ``lookback_days`` before it, where validated. Empty ``targets``
-    means there is nothing to run.
+    means there is nothing to run. With ``build``, the plan also names where each target's
+    build is staged (``outputs``, from the catalog), which the job needs.
     """
     datasets = tuple(datasets)
     targets = sorted({d for d in pending if all(d in validated.get(ds, {}) for ds in datasets)})
@@ -74,7 +77,7 @@ def plan_features(
         inputs[dataset] = {
             d.isoformat(): _input_entry(available[d]) for d in sorted(needed) if d in available
         }
-    return {
+    planned = {
         "feature_set": feature_set,
         "job_version": job_version,
         "bucket": bucket,
@@ -82,6 +85,9 @@ def plan_features(
         "lookback_days": {ds: (lookback_days if ds in LOOKBACK_DATASETS else 0) for ds in datasets},
         "inputs": inputs,
     }
+    if build is not None:
+        planned["outputs"] = catalog.feature_outputs(feature_set, planned["targets"], build)
+    return planned
 
 
 def _spark_submit_executable() -> str:

@@ -1,7 +1,8 @@
-"""The lake: one bucket whose prefixes are zones, and the few S3 primitives every stage shares.
+"""The lake's storage primitives: the few S3 calls every stage shares (list, read, conditional
+create, overwrite, delete). Which key means what is the catalog's business
+(:mod:`contrail.catalog`); this module never builds a key.
 
-Key builders are pure functions so every stage names partitions the same way. The I/O
-helpers take a boto3 S3 client (from ``S3Hook(...).get_conn()`` inside Airflow, or
+The helpers take a boto3 S3 client (from ``S3Hook(...).get_conn()`` inside Airflow, or
 :func:`s3_client` outside it) so callers pick the endpoint once, at the edge.
 """
 
@@ -10,58 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 if TYPE_CHECKING:  # boto3 is imported lazily: DAG files must parse fast
     from mypy_boto3_s3 import S3Client  # pragma: no cover
 
     from contrail.settings import Settings
 
-ZONES = ("incoming", "stream", "landing", "quarantine", "quality", "validated", "features",
-         "predictions", "warm", "artifacts", "logs", "deadletter")
-
-
 class ImmutableObjectError(RuntimeError):
     """Raised when a write would change an object in an immutable zone."""
-
-
-def dt_str(dt: date | str) -> str:
-    return dt if isinstance(dt, str) else dt.isoformat()
-
-
-def incoming_prefix(dataset: str, dt: date | str) -> str:
-    """Where upstream drops a day's export: ``incoming/<dataset>/<date>/``."""
-    return f"incoming/{dataset}/{dt_str(dt)}/"
-
-
-def landing_partition(dataset: str, dt: date | str) -> str:
-    return f"landing/{dataset}/dt={dt_str(dt)}/"
-
-
-def landing_prefix(dataset: str, dt: date | str, version: int) -> str:
-    """One immutable version of a landed partition: ``landing/<ds>/dt=…/v=0001/``."""
-    return f"{landing_partition(dataset, dt)}v={version:04d}/"
-
-
-def quarantine_prefix(dataset: str, dt: date | str) -> str:
-    return f"quarantine/{dataset}/dt={dt_str(dt)}/"
-
-
-def quality_result_key(dataset: str, dt: date | str, version: int) -> str:
-    return f"quality/results/{dataset}/dt={dt_str(dt)}/v={version:04d}.json"
-
-
-def validated_pointer_key(dataset: str, dt: date | str) -> str:
-    return f"validated/{dataset}/dt={dt_str(dt)}/_pointer.json"
-
-
-def features_prefix(feature_set: str, dt: date | str) -> str:
-    return f"features/{feature_set}/dt={dt_str(dt)}/"
-
-
-def predictions_prefix(model_name: str, dt: date | str) -> str:
-    return f"predictions/{model_name}/dt={dt_str(dt)}/"
 
 
 def s3_uri(bucket: str, key: str) -> str:
@@ -163,3 +121,11 @@ def put_immutable(s3: "S3Client", bucket: str, key: str, body: bytes, **extra: A
 def put_json(s3: "S3Client", bucket: str, key: str, doc: Any) -> None:
     """Overwrite-allowed JSON write, for zones whose rule permits it (quality, validated, features)."""
     s3.put_object(Bucket=bucket, Key=key, Body=json_bytes(doc), ContentType="application/json")
+
+
+def delete_keys(s3: "S3Client", bucket: str, keys: Iterable[str]) -> None:
+    """Delete ``keys`` in batches of 1,000 (one request each)."""
+    keys = list(keys)
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start:start + 1000]
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})

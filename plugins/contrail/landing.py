@@ -47,13 +47,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from contrail import lake, nycflights
+from contrail import catalog, lake, nycflights
 
 if TYPE_CHECKING:  # pragma: no cover
     from mypy_boto3_s3 import S3Client
 
-MANIFEST_NAME = "_manifest.json"
-REASON_NAME = "reason.json"
+MANIFEST_NAME = catalog.MANIFEST
+REASON_NAME = catalog.REASON
 MANIFEST_FORMAT = 1
 DROP_SUFFIX = ".csv.gz"
 # Concurrent landers of the same dt lose the manifest race at most this often before giving up.
@@ -61,8 +61,6 @@ MAX_VERSION_ATTEMPTS = 5
 MESSAGE_LISTS = 25  # failures named in one error message
 
 _SAFE_KEY = re.compile(r"[A-Za-z0-9._=/-]+")
-_MANIFEST_KEY = re.compile(r"v=(\d{4,})/" + re.escape(MANIFEST_NAME) + r"$")
-_VERSION_DIR = re.compile(r"v=(\d{4,})/")
 _DATE_COLUMNS = ("year", "month", "day")
 
 
@@ -185,7 +183,7 @@ def header_fingerprint(columns: Iterable[str]) -> str:
 
 def check_key(key: str, *, dataset: str, dt: date) -> str | None:
     """Why ``key`` is not acceptable as part of the drop of ``dataset``/``dt``, or None."""
-    prefix = lake.incoming_prefix(dataset, dt)
+    prefix = catalog.incoming_prefix(dataset, dt)
     if key.startswith("/"):
         return "absolute key"
     if ".." in key:
@@ -310,11 +308,11 @@ def content_fingerprint(sha256s: Iterable[str]) -> str:
 
 def relative_key(key: str, *, dataset: str, dt: date) -> str:
     """Path of a dropped object below its drop prefix (kept as its name in landing/)."""
-    return key[len(lake.incoming_prefix(dataset, dt)):]
+    return key[len(catalog.incoming_prefix(dataset, dt)):]
 
 
 def manifest_key(dataset: str, dt: date, version: int) -> str:
-    return lake.landing_prefix(dataset, dt, version) + MANIFEST_NAME
+    return catalog.landing_manifest_key(dataset, dt, version)
 
 
 def build_manifest(inspections: Sequence[DropInspection], *, dataset: str, dt: date, version: int,
@@ -325,7 +323,7 @@ def build_manifest(inspections: Sequence[DropInspection], *, dataset: str, dt: d
     headers = {i.header_fingerprint for i in inspections}
     if len(headers) != 1:  # cannot happen after inspect_drop; guards direct callers
         raise ValueError(f"objects of one version must share a header, got {sorted(headers)}")
-    prefix = lake.landing_prefix(dataset, dt, version)
+    prefix = catalog.landing_prefix(dataset, dt, version)
     objects = [{"key": prefix + relative_key(i.key, dataset=dataset, dt=dt), "bytes": i.bytes,
                 "sha256": i.sha256, "rows": i.rows, "source_key": i.key}
                for i in sorted(inspections, key=lambda i: i.key)]
@@ -346,18 +344,7 @@ def build_manifest(inspections: Sequence[DropInspection], *, dataset: str, dt: d
     }
 
 
-def versions_in(keys: Iterable[str], *, dataset: str, dt: date) -> tuple[list[int], set[int]]:
-    """From keys under a landing partition: (visible versions ascending, every version prefix used)."""
-    base = lake.landing_partition(dataset, dt)
-    visible: set[int] = set()
-    used: set[int] = set()
-    for key in keys:
-        rest = key[len(base):] if key.startswith(base) else ""
-        if (m := _VERSION_DIR.match(rest)) is not None:
-            used.add(int(m.group(1)))
-            if _MANIFEST_KEY.fullmatch(rest):
-                visible.add(int(m.group(1)))
-    return sorted(visible), used
+versions_in = catalog.versions_in
 
 
 def quarantine_key(failure: BadDropError, sha256: str) -> str:
@@ -366,7 +353,7 @@ def quarantine_key(failure: BadDropError, sha256: str) -> str:
     basename = re.sub(r"[^A-Za-z0-9._=-]", "_", basename)
     if basename in (".", "..", REASON_NAME):
         basename = f"_{basename}"
-    return f"{lake.quarantine_prefix(failure.dataset, failure.dt)}{sha256[:12]}/{basename}"
+    return catalog.landing_quarantine_key(failure.dataset, failure.dt, sha256, basename)
 
 
 def quarantine_reasons(failures: Sequence[BadDropError], bodies: Mapping[str, bytes],
@@ -396,14 +383,14 @@ def quarantine_reasons(failures: Sequence[BadDropError], bodies: Mapping[str, by
 
 def manifest_history(s3: "S3Client", bucket: str, dataset: str, dt: date) -> list[dict[str, Any]]:
     """Every visible version's manifest of one partition, oldest first."""
-    keys = (o.key for o in lake.list_objects(s3, bucket, lake.landing_partition(dataset, dt)))
+    keys = (o.key for o in lake.list_objects(s3, bucket, catalog.landing_partition(dataset, dt)))
     visible, _ = versions_in(keys, dataset=dataset, dt=dt)
     return [lake.read_json(s3, bucket, manifest_key(dataset, dt, v)) for v in visible]
 
 
 def current_manifest(s3: "S3Client", bucket: str, dataset: str, dt: date) -> dict[str, Any] | None:
     """The highest visible version's manifest, or None if the partition never landed."""
-    keys = (o.key for o in lake.list_objects(s3, bucket, lake.landing_partition(dataset, dt)))
+    keys = (o.key for o in lake.list_objects(s3, bucket, catalog.landing_partition(dataset, dt)))
     visible, _ = versions_in(keys, dataset=dataset, dt=dt)
     return lake.read_json(s3, bucket, manifest_key(dataset, dt, visible[-1])) if visible else None
 
@@ -433,7 +420,7 @@ def land_partition(s3: "S3Client", bucket: str, *, dataset: str, dt: date, run: 
     quarantining every bad object) if any object breaks a rule; then nothing is written
     under ``landing/``. Safe to retry and to run concurrently for the same partition.
     """
-    prefix = lake.incoming_prefix(dataset, dt)
+    prefix = catalog.incoming_prefix(dataset, dt)
     # zero-byte "folder" placeholders (consoles create them) are not files of the drop
     keys = [o.key for o in lake.list_objects(s3, bucket, prefix)
             if not (o.key.endswith("/") and o.size == 0)]
@@ -447,7 +434,7 @@ def land_partition(s3: "S3Client", bucket: str, *, dataset: str, dt: date, run: 
 
     fingerprint = content_fingerprint(i.sha256 for i in check.good)
     for _attempt in range(MAX_VERSION_ATTEMPTS):
-        listed = [o.key for o in lake.list_objects(s3, bucket, lake.landing_partition(dataset, dt))]
+        listed = [o.key for o in lake.list_objects(s3, bucket, catalog.landing_partition(dataset, dt))]
         visible, used = versions_in(listed, dataset=dataset, dt=dt)
         current = lake.read_json(s3, bucket, manifest_key(dataset, dt, visible[-1])) if visible else None
         if current is not None and current["content_fingerprint"] == fingerprint:

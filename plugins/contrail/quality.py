@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import pandas as pd
 
-from contrail.lake import dt_str, s3_uri
+from contrail.catalog import DATA_DOCS_PREFIX, dt_str
+from contrail.lake import s3_uri
 from contrail.settings import REPO_ROOT
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -479,7 +480,7 @@ _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css", ".js"
                   ".ico": "image/x-icon", ".woff": "font/woff", ".woff2": "font/woff2"}
 
 
-def publish_data_docs(s3: "S3Client", bucket: str, site_dir: Path, prefix: str = "quality/data-docs/") -> str:
+def publish_data_docs(s3: "S3Client", bucket: str, site_dir: Path, prefix: str = DATA_DOCS_PREFIX) -> str:
     """Upload a built Data Docs site under ``prefix`` (the ``quality/`` zone allows overwrite).
 
     GX 1.x has no S3 site store, so the files are put one by one with a content type a

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from contrail import lake, nycflights
+from contrail import catalog, lake, nycflights
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from mypy_boto3_s3 import S3Client
 
 DATASETS: tuple[str, ...] = ("flights", "weather")
-STREAM_PREFIX = "stream/flights/"
+STREAM_PREFIX = catalog.STREAM_PREFIX
 # Firehose's own limits: 500 records and 4 MiB per PutRecordBatch call.
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
@@ -60,7 +60,7 @@ LOCAL_ROLE_ARN = "arn:aws:iam::123456789012:role/contrail-firehose-delivery"
 
 def drop_key(dataset: str, dt: date) -> str:
     """``incoming/<dataset>/<date>/<dataset>_<date>.csv.gz``."""
-    return f"{lake.incoming_prefix(dataset, dt)}{dataset}_{dt.isoformat()}.csv.gz"
+    return f"{catalog.incoming_prefix(dataset, dt)}{dataset}_{dt.isoformat()}.csv.gz"
 
 
 def gzip_deterministic(data: bytes) -> bytes:

@@ -58,7 +58,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import unquote_plus
 
-from contrail import lake
+from contrail import catalog, lake
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -68,12 +68,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LEDGER_PREFIX = "ledger/stream/flights/"
-OBJECTS_LEDGER = f"{LEDGER_PREFIX}objects/"
-EVENT_CLAIMS = f"{LEDGER_PREFIX}events/"
-DAY_INDEX = f"{LEDGER_PREFIX}days/"
-DEADLETTER_PREFIX = "deadletter/stream/invalid/flights/"
-WARM_PREFIX = "warm/stream/flights/"
 IO_THREADS = 8  # concurrent S3 requests of one micro-batch
 FIREHOSE_MAX_BUFFER = timedelta(seconds=900)
 # The emulator's fixed account; on AWS the URL comes from the environment (see queue_url).
@@ -110,34 +104,6 @@ def warm_columns() -> tuple[str, ...]:
 
 # --------------------------------------------------------------------------- keys (pure)
 
-def object_sha(object_key: str) -> str:
-    return lake.sha256_hex(object_key.encode())[:32]
-
-
-def ledger_key(object_key: str) -> str:
-    return f"{OBJECTS_LEDGER}{object_sha(object_key)}.json"
-
-
-def claim_key(event_id: str) -> str:
-    return f"{EVENT_CLAIMS}{lake.sha256_hex(event_id.encode())[:32]}.json"
-
-
-def day_index_key(dt: date | str, object_key: str) -> str:
-    return f"{DAY_INDEX}dt={lake.dt_str(dt)}/{object_key}"
-
-
-def predictions_key(model_name: str, dt: date | str, object_key: str) -> str:
-    return f"predictions/{model_name}/stream/dt={lake.dt_str(dt)}/{object_sha(object_key)}.parquet"
-
-
-def deadletter_key(object_key: str) -> str:
-    return f"{DEADLETTER_PREFIX}{object_sha(object_key)}.json"
-
-
-def warm_key(dt: date | str) -> str:
-    return f"{WARM_PREFIX}dt={lake.dt_str(dt)}/part-00000.parquet"
-
-
 def queue_url(settings: "Settings", environ: Mapping[str, str] | None = None) -> str:
     """The stream queue's URL without touching the network (DAG files call this at parse time).
 
@@ -168,7 +134,7 @@ def keys_from_notification(body: str | Mapping[str, Any], *, prefix: str | None 
         return []
     if not isinstance(doc, dict) or doc.get("Event") == "s3:TestEvent":
         return []
-    prefix = _simulate().STREAM_PREFIX if prefix is None else prefix
+    prefix = catalog.STREAM_PREFIX if prefix is None else prefix
     keys = []
     for record in doc.get("Records") or []:
         if not str(record.get("eventName", "")).startswith("ObjectCreated"):
@@ -420,16 +386,6 @@ def partition_on_or_before(published: Iterable[date], day: date) -> date | None:
     return max(candidates) if candidates else None
 
 
-def published_feature_days(s3: "S3Client", bucket: str, feature_set: str) -> list[date]:
-    """Days of ``features/<set>/`` that are published (have ``_SUCCESS``): one LIST, no GETs."""
-    days = []
-    for obj in lake.list_objects(s3, bucket, f"features/{feature_set}/"):
-        match = re.search(r"/dt=(\d{4}-\d{2}-\d{2})/_SUCCESS$", obj.key)
-        if match:
-            days.append(date.fromisoformat(match.group(1)))
-    return sorted(days)
-
-
 class BatchFeatures:
     """Reads (once per task) the published batch partitions the look-ups come from."""
 
@@ -439,16 +395,17 @@ class BatchFeatures:
         self._frames: dict[date, "pd.DataFrame"] = {}
 
     def for_day(self, day: str) -> tuple[str | None, "pd.DataFrame | None"]:
-        from contrail.pipeline import read_parquet_prefix
-
         if self._days is None:
-            self._days = published_feature_days(self.s3, self.bucket, self.feature_set)
+            self._days = catalog.published_days(self.s3, self.bucket, catalog.features_zone(self.feature_set))
         chosen = partition_on_or_before(self._days, date.fromisoformat(day))
         if chosen is None:
             return None, None
         if chosen not in self._frames:
-            self._frames[chosen] = read_parquet_prefix(self.s3, self.bucket,
-                                                       lake.features_prefix(self.feature_set, chosen))
+            part = catalog.published_one(self.s3, self.bucket, catalog.features_partition(self.feature_set, chosen))
+            if part is None:  # withdrawn since the listing: look again next time
+                self._days = None
+                return None, None
+            self._frames[chosen] = catalog.read_published(self.s3, self.bucket, part)
         return chosen.isoformat(), self._frames[chosen]
 
 
@@ -512,10 +469,10 @@ def claim_events(s3: "S3Client", bucket: str, objects: Sequence[tuple[str, Seque
         event_id, key = item
         body = lake.json_bytes({"event_id": event_id, "object_key": key})
         try:
-            lake.put_immutable(s3, bucket, claim_key(event_id), body, ContentType="application/json")
+            lake.put_immutable(s3, bucket, catalog.claim_key(event_id), body, ContentType="application/json")
             return key
         except lake.ImmutableObjectError:
-            return str(lake.read_json(s3, bucket, claim_key(event_id)).get("object_key"))
+            return str(lake.read_json(s3, bucket, catalog.claim_key(event_id)).get("object_key"))
 
     owners = pool.map(claim, first.items()) if pool is not None else map(claim, first.items())
     return dict(zip(first, owners))
@@ -561,31 +518,31 @@ def _finish_object(s3: "S3Client", bucket: str, item: _Claimed, preds: "pd.DataF
     written: list[str] = []
     if preds is not None and len(preds):
         for day, rows in preds.groupby("dt", sort=True):
-            key = predictions_key(scorer.model_name, day, item.key)
+            key = catalog.stream_predictions_key(scorer.model_name, day, item.key)
             frame = rows.loc[:, list(PREDICTION_STREAM_COLUMNS)].sort_values("event_id")
             # same key on a re-run: a killed task overwrites its own partial output
             s3.put_object(Bucket=bucket, Key=key, Body=_parquet_bytes(frame.reset_index(drop=True)))
             written.append(key)
     if item.rejected:
-        lake.put_json(s3, bucket, deadletter_key(item.key), {
+        lake.put_json(s3, bucket, catalog.deadletter_key(item.key), {
             "object_key": item.key, "rejected": len(item.rejected),
             "records": [{"line": r.line, "reason": r.reason, "raw": r.raw} for r in item.rejected],
         })
     days = sorted({event_day(e) for e in item.parsed.events})
     for day in days:
-        s3.put_object(Bucket=bucket, Key=day_index_key(day, item.key), Body=b"")
+        s3.put_object(Bucket=bucket, Key=catalog.day_index_key(day, item.key), Body=b"")
 
     counts = dict(sorted(Counter(_reason_kind(r.reason) for r in item.rejected).items()))
     lines = len(item.parsed.events) + len(item.parsed.rejected)
     entry = {
         "object_key": item.key, "object_sha256": lake.sha256_hex(item.body), "lines": lines,
         "scored": len(item.events), "rejected": counts, "days": days, "predictions": written,
-        "deadletter": deadletter_key(item.key) if item.rejected else None,
+        "deadletter": catalog.deadletter_key(item.key) if item.rejected else None,
         "model_name": scorer.model_name, "model_version": scorer.model_version,
         "processed_time": processed_time,
     }
     try:
-        lake.put_immutable(s3, bucket, ledger_key(item.key), lake.json_bytes(entry),
+        lake.put_immutable(s3, bucket, catalog.ledger_key(item.key), lake.json_bytes(entry),
                            ContentType="application/json")
     except lake.ImmutableObjectError:
         # a concurrent run (event path and sweep) finished the same object first; its
@@ -604,7 +561,7 @@ def unprocessed(s3: "S3Client", bucket: str, keys: Iterable[str], *,
     if pool is None:
         with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="contrail-stream-io") as own:
             return unprocessed(s3, bucket, unique, pool=own)
-    done = list(pool.map(lambda key: lake.exists(s3, bucket, ledger_key(key)), unique))
+    done = list(pool.map(lambda key: lake.exists(s3, bucket, catalog.ledger_key(key)), unique))
     return [key for key, d in zip(unique, done) if not d]
 
 
@@ -682,29 +639,17 @@ def unledgered(s3: "S3Client", bucket: str, *, modified_before: datetime | None 
     ``modified_before`` leaves the freshest objects to the event path (processing them twice
     concurrently would be safe, only wasted work).
     """
-    prefix = _simulate().STREAM_PREFIX if prefix is None else prefix
-    done = {o.key for o in lake.list_objects(s3, bucket, OBJECTS_LEDGER)}
+    prefix = catalog.STREAM_PREFIX if prefix is None else prefix
+    done = {o.key for o in lake.list_objects(s3, bucket, catalog.OBJECTS_LEDGER)}
     out = []
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             if modified_before is not None and obj["LastModified"] >= modified_before:
                 continue
-            if ledger_key(obj["Key"]) not in done:
+            if catalog.ledger_key(obj["Key"]) not in done:
                 out.append(obj["Key"])
     return sorted(out)
-
-
-def arrival_prefixes(since: datetime, until: datetime, prefix: str | None = None) -> list[str]:
-    """Firehose's hourly arrival prefixes (``<prefix>YYYY/MM/DD/HH/``, UTC) spanning
-    ``[since, until]``, oldest first (pure). Times must be UTC-aware."""
-    prefix = _simulate().STREAM_PREFIX if prefix is None else prefix
-    hour = since.replace(minute=0, second=0, microsecond=0)
-    out = []
-    while hour <= until:
-        out.append(f"{prefix}{hour:%Y/%m/%d/%H}/")
-        hour += timedelta(hours=1)
-    return out
 
 
 def arrived_since(s3: "S3Client", bucket: str, since: datetime, until: datetime) -> list[str]:
@@ -716,7 +661,7 @@ def arrived_since(s3: "S3Client", bucket: str, since: datetime, until: datetime)
     found = []
     # an object's arrival prefix is when its buffer opened, up to Firehose's longest buffer
     # interval (900 s) before it was written
-    for prefix in arrival_prefixes(since - FIREHOSE_MAX_BUFFER, until):
+    for prefix in catalog.arrival_prefixes(since - FIREHOSE_MAX_BUFFER, until):
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             found += [(o["LastModified"], o["Key"]) for o in page.get("Contents", [])
                       if o["LastModified"] >= since]
@@ -784,7 +729,7 @@ def read_predictions(s3: "S3Client", bucket: str, model_name: str,
     ``LastModified`` of its file as ``visible_time`` (when a reader could first see the row)."""
     import pandas as pd
 
-    prefix = f"predictions/{model_name}/stream/" + (f"dt={lake.dt_str(dt)}/" if dt is not None else "")
+    prefix = catalog.stream_predictions_prefix(model_name, dt)
     frames = []
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
@@ -802,16 +747,16 @@ def read_predictions(s3: "S3Client", bucket: str, model_name: str,
 def compact_day(s3: "S3Client", bucket: str, dt: date | str) -> dict[str, Any]:
     """Merge the events of day ``dt`` from every indexed Firehose object into one Parquet file.
 
-    Writes ``warm/stream/flights/dt=…/part-00000.parquet`` and a ``_manifest.json`` naming the
-    sources. Valid events only (rejects are in the dead-letter zone), one row per ``event_id``
+    Writes a build ``warm/stream/flights/dt=…/b=<sha16>/part-00000.parquet`` and publishes it (a
+    ``_manifest.json`` naming the part and the sources, then ``_SUCCESS``). Valid events only (rejects are in the dead-letter zone), one row per ``event_id``
     (the first object in key order wins, the same rule as the claims in delivery order),
     sorted by ``event_time`` then ``event_id``. Deterministic: same inputs, same bytes, and an
     unchanged partition is not rewritten. Firehose originals are only read.
     """
     import pandas as pd
 
-    day = lake.dt_str(dt)
-    index = f"{DAY_INDEX}dt={day}/"
+    day = catalog.dt_str(dt)
+    index = catalog.day_index_prefix(day)
     sources = sorted(o.key[len(index):] for o in lake.list_objects(s3, bucket, index))
     columns = warm_columns()
     rows: dict[str, dict[str, Any]] = {}
@@ -819,8 +764,7 @@ def compact_day(s3: "S3Client", bucket: str, dt: date | str) -> dict[str, Any]:
         for event in parse_object(lake.read_bytes(s3, bucket, source)).events:
             if event_day(event) == day and event["event_id"] not in rows:
                 rows[event["event_id"]] = {**{c: event.get(c) for c in columns}, "object_key": source}
-    key = warm_key(day)
-    summary = {"dt": day, "rows": len(rows), "sources": len(sources), "key": key, "written": False}
+    summary = {"dt": day, "rows": len(rows), "sources": len(sources), "key": None, "written": False}
     if not rows:
         return summary
     frame = pd.DataFrame(list(rows.values()), columns=list(columns))
@@ -828,15 +772,19 @@ def compact_day(s3: "S3Client", bucket: str, dt: date | str) -> dict[str, Any]:
     frame = frame.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
     body = _parquet_bytes(frame)
     digest = lake.sha256_hex(body)
-    current = None
-    if lake.exists(s3, bucket, key):
-        current = lake.sha256_hex(lake.read_bytes(s3, bucket, key))
-    if current != digest:
+    build = digest[:16]
+    partition = catalog.warm_prefix(day)
+    current = catalog.published_one(s3, bucket, partition)
+    key = catalog.build_prefix(partition, build) + "part-00000.parquet"
+    if current is None or current.manifest.get("build") != build:
         s3.put_object(Bucket=bucket, Key=key, Body=body)
+        previous_build = current.manifest.get("build") if current else None
+        catalog.publish_partition(s3, bucket, partition, {
+            "dt": day, "rows": len(rows), "sha256": digest, "sources": sources, "build": build,
+            "parts": [key], "previous_build": previous_build}, marked=current is not None)
+        catalog.remove_stale_builds(s3, bucket, partition, keep=(build, previous_build))
         summary["written"] = True
-    lake.put_json(s3, bucket, f"{WARM_PREFIX}dt={day}/_manifest.json",
-                  {"dt": day, "rows": len(rows), "sha256": digest, "sources": sources})
-    summary["sha256"] = digest
+    summary.update(key=key, sha256=digest)
     return summary
 
 
@@ -847,7 +795,7 @@ SWEEP_GRACE = timedelta(minutes=2)
 
 def _champion_scorer() -> Scorer | None:
     from contrail import registry
-    from contrail.pipeline import _mlflow_client, settings
+    from contrail.connections import mlflow_client as _mlflow_client, settings
 
     cfg = settings()
     client = _mlflow_client()
@@ -875,7 +823,7 @@ def process_from_context(context: dict, *, mode: str) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowSkipException
 
     from contrail import assets
-    from contrail.pipeline import s3, settings
+    from contrail.connections import s3, settings
 
     started = _utcnow()
     cfg, client = settings(), s3()
@@ -925,7 +873,7 @@ def process_from_context(context: dict, *, mode: str) -> dict[str, Any]:
 
 
 def compact_from_context(context: dict) -> dict[str, Any]:
-    from contrail.pipeline import s3, settings
+    from contrail.connections import s3, settings
 
     day = context["data_interval_start"].date()
     return compact_day(s3(), settings().bucket, day)

@@ -8,8 +8,10 @@ Consumes a plan JSON written by the orchestrator (``contrail.features.plan_featu
                                            "objects": ["s3://…csv.gz"]}, …},
                 "weather": {…}}}
 
-and produces ``features/<feature_set>/dt=<target>/`` for every target (Parquet parts,
-``_manifest.json``, ``_SUCCESS`` last). ``main`` is extract -> transform -> load, nothing else.
+plus ``"outputs": {target: {"prefix", "manifest"}}`` (the build each target is staged to), and
+stages every target's build there (Parquet parts, then the staged manifest naming them). It
+builds no key and publishes nothing: the orchestrator audits the builds and publishes them.
+``main`` is extract -> transform -> load, nothing else.
 
     spark-submit --py-files contrail_spark-<sha>.zip main.py --plan s3://bucket/plan.json --io local
 """
@@ -22,20 +24,12 @@ from typing import Any, Mapping, Sequence
 
 from contrail_spark import lake_io, transforms
 
-FEATURES_ZONE = "features"
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="build_features", description=__doc__.splitlines()[0])
     parser.add_argument("--plan", required=True, help="s3:// URI of the plan JSON")
     parser.add_argument("--io", choices=("local", "s3"), default="local",
                         help="local: stage through local disk with boto3; s3: Spark reads s3:// (EMR)")
     return parser.parse_args(list(argv))
-
-
-def features_prefix(feature_set: str, dt: str) -> str:
-    # same layout as contrail.lake.features_prefix; the Spark artifact does not ship plugins/
-    return f"{FEATURES_ZONE}/{feature_set}/dt={dt}/"
 
 
 def input_uris(plan: Mapping[str, Any], dataset: str) -> list[str]:
@@ -97,11 +91,11 @@ def main(argv: Sequence[str], spark: Any = None) -> dict[str, int]:
         features = transforms.build_flights_features(flights, weather, plan["targets"])
         # load
         schema = features.schema.jsonValue()
-        counts = io.publish_features(
+        counts = io.stage_features(
             spark,
             features,
             bucket=plan["bucket"],
-            prefix_for=lambda dt: features_prefix(plan["feature_set"], dt),
+            outputs=plan["outputs"],
             manifest_for=lambda dt, rows: partition_manifest(plan, dt, rows, schema),
             sort_by=("flight_id",),
         )
@@ -111,5 +105,5 @@ def main(argv: Sequence[str], spark: Any = None) -> dict[str, int]:
             spark.stop()
     missing = sorted(set(plan["targets"]) - set(counts))
     if missing:
-        raise RuntimeError(f"no flights for planned targets {missing}: their partitions were not published")
+        raise RuntimeError(f"no flights for planned targets {missing}: their partitions were not staged")
     return counts

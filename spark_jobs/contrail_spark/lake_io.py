@@ -6,18 +6,18 @@ Two implementations of :class:`LakeIO`, picked once by the entry point (``--io``
   inputs are staged from S3 to a local directory with boto3 and results uploaded back.
   boto3 honours ``AWS_ENDPOINT_URL``, so the emulator endpoint comes from the environment.
   A year of catch-up is ~730 small objects in and ~365 partitions out, so per-object
-  latency, not bytes, is the cost: downloads and partition publishes run on a thread pool,
+  latency, not bytes, is the cost: downloads and partition uploads run on a thread pool,
   each read stages into one directory (one path for Spark to list, not 365: past
   ``parallelPartitionDiscovery.threshold`` paths Spark lists them with a job of its own),
   and rows per partition come from the local Parquet footers.
 * :class:`S3DirectIO` — EMR. Spark reads and writes ``s3://`` itself (EMRFS); boto3 only
   moves the written parts into place and writes the markers.
 
-Both publish feature partitions the same way (:func:`publish_partitions`), so readers see
-the same contract: a partition is trusted only when its ``_SUCCESS`` exists. A (re-)publish
-removes ``_SUCCESS`` first, writes the parts under deterministic names
-(``part-00000.snappy.parquet`` …), removes parts left by an earlier run, writes
-``_manifest.json`` and writes ``_SUCCESS`` last. Transforms never see any of this.
+Both stage feature builds the same way (:func:`stage_partitions`): the parts under
+deterministic names (``part-00000.snappy.parquet`` …) in the build prefix the plan names, parts
+an earlier attempt left there removed, and the staged manifest (naming the parts) last. The job
+publishes nothing: the orchestrator audits each build with its gate and publishes it (the
+catalog's write-audit-publish). Transforms never see any of this.
 """
 
 from __future__ import annotations
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SUCCESS_MARKER = "_SUCCESS"
-MANIFEST_NAME = "_manifest.json"
 PARTITION_COLUMN = "_partition"  # scratch-only copy of ``dt``: the files keep their ``dt`` column
 # concurrent S3 requests of one job: they wait on the network, not the 2 cores
 IO_THREADS = 8
@@ -89,23 +87,23 @@ def part_name(index: int) -> str:
 
 @dataclass(frozen=True)
 class Partition:
-    """One partition to publish: where, its parts (``write(key)`` uploads or copies one part)
-    and its manifest."""
+    """One partition's build to stage: its build prefix, its parts (``write(key)`` uploads or
+    copies one part), and where its staged manifest goes."""
 
     prefix: str
     parts: Sequence[Callable[[str], None]]
     manifest: Mapping[str, Any]
+    manifest_key: str
 
 
-def publish_partitions(s3: Any, bucket: str, partitions: Sequence[Partition], *,
-                       threads: int = IO_THREADS) -> dict[str, list[str]]:
-    """Publish partitions atomically for readers that honour ``_SUCCESS``; returns part keys
-    per prefix.
+def stage_partitions(s3: Any, bucket: str, partitions: Sequence[Partition], *,
+                     threads: int = IO_THREADS) -> dict[str, list[str]]:
+    """Write each partition's build: parts under deterministic names, removal of parts an
+    earlier attempt left in the same build, then the staged manifest (naming the parts) last.
+    Returns part keys per prefix.
 
-    One LIST finds what the partitions hold now and one batched DELETE withdraws the
-    ``_SUCCESS`` of those being re-published; then, per partition (in parallel): the parts
-    under deterministic names, removal of parts an earlier run left beyond them, the
-    manifest, and ``_SUCCESS`` last. A first publish is three PUTs per partition.
+    Nothing here is visible to readers: the orchestrator audits the build and publishes it
+    (the catalog's write-audit-publish). One LIST finds what the builds hold now.
     """
     if not partitions:
         return {}
@@ -113,26 +111,24 @@ def publish_partitions(s3: Any, bucket: str, partitions: Sequence[Partition], *,
     existing: dict[str, set[str]] = {p.prefix: set() for p in partitions}
     for key in _keys_under(s3, bucket, parent):
         prefix, _, name = key.rpartition("/")
-        # only direct children: a partition prefix owns no sub-prefixes
         if prefix + "/" in existing:
             existing[prefix + "/"].add(name)
-    _delete_keys(s3, bucket, [prefix + SUCCESS_MARKER for prefix, names in existing.items()
-                              if SUCCESS_MARKER in names])
 
-    def publish(partition: Partition) -> list[str]:
+    def stage(partition: Partition) -> list[str]:
         prefix = partition.prefix
         names = [part_name(i) for i in range(len(partition.parts))]
         for write, name in zip(partition.parts, names):
             write(prefix + name)
-        keep = {*names, MANIFEST_NAME, SUCCESS_MARKER}
-        _delete_keys(s3, bucket, sorted(prefix + n for n in existing[prefix] - keep))
-        s3.put_object(Bucket=bucket, Key=prefix + MANIFEST_NAME,
-                      Body=canonical_json(dict(partition.manifest)), ContentType="application/json")
-        s3.put_object(Bucket=bucket, Key=prefix + SUCCESS_MARKER, Body=b"")
-        return [prefix + n for n in names]
+        keys = [prefix + n for n in names]
+        stale = existing[prefix] - {*names, partition.manifest_key.rpartition("/")[2]}
+        _delete_keys(s3, bucket, sorted(prefix + n for n in stale))
+        s3.put_object(Bucket=bucket, Key=partition.manifest_key,
+                      Body=canonical_json({**partition.manifest, "parts": keys}),
+                      ContentType="application/json")
+        return keys
 
     with ThreadPoolExecutor(threads) as pool:
-        written = list(pool.map(publish, partitions))
+        written = list(pool.map(stage, partitions))
     return {p.prefix: keys for p, keys in zip(partitions, written)}
 
 
@@ -172,19 +168,19 @@ class LakeIO(Protocol):
     def read_csv(self, spark: "SparkSession", uris: Sequence[str], schema: "StructType") -> "DataFrame":
         ...
 
-    def publish_features(
+    def stage_features(
         self,
         spark: "SparkSession",
         features: "DataFrame",
         *,
         bucket: str,
-        prefix_for: Callable[[str], str],
+        outputs: Mapping[str, Mapping[str, str]],
         manifest_for: Callable[[str, int], Mapping[str, Any]],
         sort_by: Sequence[str],
     ) -> dict[str, int]:
-        """Write ``features`` partitioned by ``dt`` and publish each day under ``prefix_for(dt)``.
-
-        ``manifest_for(dt, rows)`` builds the day's manifest. Returns rows per day.
+        """Write ``features`` partitioned by ``dt`` and stage each day's build where
+        ``outputs[dt]`` (the plan's) says: ``prefix`` for the parts, ``manifest`` for the staged
+        manifest. ``manifest_for(dt, rows)`` builds the day's manifest. Returns rows per day.
         """
         ...
 
@@ -241,7 +237,7 @@ class LocalStagingIO:
             return spark.createDataFrame([], schema)
         return _read_landed_csv(spark, [str(self.stage(uris))], schema)
 
-    def publish_features(self, spark, features, *, bucket, prefix_for, manifest_for, sort_by):
+    def stage_features(self, spark, features, *, bucket, outputs, manifest_for, sort_by):
         out_dir = self.work_dir / "out" / uuid.uuid4().hex
         started = time.perf_counter()
         write_partitioned(features, str(out_dir), sort_by)
@@ -251,12 +247,12 @@ class LocalStagingIO:
         log.info("computed and wrote %d partitions (%d rows) in %.1f s", len(counts),
                  sum(counts.values()), time.perf_counter() - started)
         started = time.perf_counter()
-        publish_partitions(self.s3, bucket, [
-            Partition(prefix_for(dt), [_uploader(self.s3, bucket, f) for f in files[dt]],
-                      manifest_for(dt, counts[dt]))
-            for dt in sorted(counts)
+        stage_partitions(self.s3, bucket, [
+            Partition(outputs[dt]["prefix"], [_uploader(self.s3, bucket, f) for f in files[dt]],
+                      manifest_for(dt, counts[dt]), outputs[dt]["manifest"])
+            for dt in sorted(counts) if dt in outputs
         ], threads=self.threads)
-        log.info("published %d partitions in %.1f s", len(counts), time.perf_counter() - started)
+        log.info("staged %d partitions in %.1f s", len(counts), time.perf_counter() - started)
         shutil.rmtree(out_dir, ignore_errors=True)
         return counts
 
@@ -299,7 +295,7 @@ class S3DirectIO:
     def read_csv(self, spark: "SparkSession", uris: Sequence[str], schema: "StructType") -> "DataFrame":
         return _read_landed_csv(spark, uris, schema)
 
-    def publish_features(self, spark, features, *, bucket, prefix_for, manifest_for, sort_by):
+    def stage_features(self, spark, features, *, bucket, outputs, manifest_for, sort_by):
         scratch = f"{self.scratch_prefix}{uuid.uuid4().hex}/"
         write_partitioned(features, f"s3://{bucket}/{scratch}", sort_by)
         counts = count_by_partition(spark, f"s3://{bucket}/{scratch}")
@@ -309,10 +305,10 @@ class S3DirectIO:
             dt = directory.rpartition(f"{PARTITION_COLUMN}=")[2]
             if name.startswith("part-") and dt in scratch_parts:
                 scratch_parts[dt].append(key)
-        publish_partitions(self.s3, bucket, [
-            Partition(prefix_for(dt), [_copier(self.s3, bucket, k) for k in scratch_parts[dt]],
-                      manifest_for(dt, counts[dt]))
-            for dt in sorted(counts)
+        stage_partitions(self.s3, bucket, [
+            Partition(outputs[dt]["prefix"], [_copier(self.s3, bucket, k) for k in scratch_parts[dt]],
+                      manifest_for(dt, counts[dt]), outputs[dt]["manifest"])
+            for dt in sorted(counts) if dt in outputs
         ], threads=self.threads)
         _delete_keys(self.s3, bucket, _keys_under(self.s3, bucket, scratch))
         return counts

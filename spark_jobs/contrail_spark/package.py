@@ -15,7 +15,6 @@ from typing import Any
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGE_NAME = PACKAGE_DIR.name
-ARTIFACTS_PREFIX = "artifacts/spark/"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the zip format's epoch
 
 
@@ -57,15 +56,15 @@ def artifact_version(path: Path | str) -> str:
     return Path(path).stem.rsplit("-", 1)[-1]
 
 
-def upload_artifact(s3: Any, bucket: str, path: Path | str) -> str:
-    """Upload to ``artifacts/spark/<name>`` unless already there (names are content hashes).
+def upload_artifact(s3: Any, bucket: str, path: Path | str, key: str) -> str:
+    """Upload to ``key`` (the catalog's ``artifacts/spark/<name>``) unless already there (names
+    are content hashes).
 
     Returns the artifact's ``s3://`` URI.
     """
     from botocore.exceptions import ClientError
 
     path = Path(path)
-    key = ARTIFACTS_PREFIX + path.name
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:

@@ -5,7 +5,7 @@ sensor's aiobotocore client reaches it too).
 moto never finishes an EMR step. A small local step runner stands in for the cluster: it
 wraps moto's ``describe_step`` and, from the second poll on (the sensor's first poke sees
 RUNNING, so the sensor defers and its trigger runs inline), finishes the step as the test
-asks — COMPLETED after writing ``_SUCCESS`` and a manifest for every target of the plan the
+asks — COMPLETED after staging a build (a part and its manifest) for every target of the plan the
 step was given, FAILED, or never (the wait times out). Every run must end with the cluster
 TERMINATED. The RunJobFlow / AddJobFlowSteps / TerminateJobFlows request payloads are
 captured at the botocore client. A killed wait is the deferred sensor ending failed from
@@ -59,9 +59,9 @@ def emulator():
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    from contrail import pipeline
+    from contrail import connections
 
-    pipeline.settings.cache_clear()
+    connections.settings.cache_clear()
     yield url
     server.stop()
     for key, value in saved.items():
@@ -69,7 +69,7 @@ def emulator():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    pipeline.settings.cache_clear()
+    connections.settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +104,21 @@ def _client(service: str, url: str):
                         aws_access_key_id="x", aws_secret_access_key="x")
 
 
+class RecordingGate:
+    """Passes every staged build and records the days it audited (one list per gate)."""
+
+    def __init__(self, gated: list[list[str]]):
+        self.days: list[str] = []
+        gated.append(self.days)
+
+    def validate(self, df, *, suite, dataset, dt, version):
+        from contrail.quality import QualityReport
+
+        self.days.append(dt.isoformat())
+        return QualityReport(dataset=dataset, dt=dt, version=version, suite=suite, passed=True,
+                             row_count=len(df))
+
+
 class StepRunner:
     """Finishes EMR steps in moto's backend, like a cluster would, when the step is polled."""
 
@@ -113,7 +128,7 @@ class StepRunner:
         self.plans_run: list[str] = []
 
     def run_job(self, args: list[str]) -> None:
-        """What the Spark job publishes: ``_SUCCESS`` + manifest per target of its plan."""
+        """What the Spark job stages: a part and a staged manifest per target of its plan."""
         self._run_job(args)
 
     def observe(self, step) -> None:
@@ -125,7 +140,11 @@ class StepRunner:
         step.state = self.outcome
 
     def _run_job(self, args: list[str]) -> None:
-        """What the Spark job publishes: ``_SUCCESS`` + manifest per target of its plan."""
+        """What the Spark job stages: a part and a staged manifest per target, where its plan says."""
+        import io
+
+        import pandas as pd
+
         from moto.s3.models import s3_backends
 
         s3 = s3_backends[ACCOUNT]["aws"]
@@ -134,12 +153,15 @@ class StepRunner:
         plan = json.loads(s3.get_object(bucket, key).value)
         self.plans_run.append(plan_uri)
         for dt in plan["targets"]:
-            prefix = f"features/{plan['feature_set']}/dt={dt}/"
-            manifest = {"dt": dt, "rows": 900, "job_version": plan["job_version"],
-                        "inputs": {ds: {d: e["version"] for d, e in days.items()}
+            out = plan["outputs"][dt]
+            buf = io.BytesIO()
+            pd.DataFrame({"dt": [dt]}).to_parquet(buf, index=False)
+            part = out["prefix"] + "part-00000.snappy.parquet"
+            s3.put_object(bucket, part, buf.getvalue())
+            manifest = {"dt": dt, "rows": 900, "job_version": plan["job_version"], "parts": [part],
+                        "inputs": {ds: {d: {"version": e["version"]} for d, e in days.items()}
                                    for ds, days in plan["inputs"].items()}}
-            s3.put_object(bucket, prefix + "_manifest.json", json.dumps(manifest).encode())
-            s3.put_object(bucket, prefix + "_SUCCESS", b"")
+            s3.put_object(bucket, out["manifest"], json.dumps(manifest).encode())
 
 
 @pytest.fixture
@@ -164,11 +186,9 @@ def lake(emulator, monkeypatch):
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", capture)
 
     # the features GX gate runs on real Spark output in the local e2e; the fake step below
-    # publishes manifests only, so the gate is recorded here instead of run
+    # stages a one-column part, so a recording gate stands in for GX here
     gated: list[list[str]] = []
-    monkeypatch.setattr("contrail.pipeline.validate_feature_partitions",
-                        lambda client, bucket, fs, dates: gated.append(list(dates)) or
-                        [{"dt": d, "passed": True, "warnings": 0} for d in dates])
+    monkeypatch.setattr("contrail.quality.QualityGate", lambda: RecordingGate(gated))
 
     runner = StepRunner(outcome=None)
     describe_step = ElasticMapReduceBackend.describe_step
@@ -284,7 +304,12 @@ def test_success_publishes_and_terminates(emr_dag, lake):
     assert body(f"artifacts/spark/main-{entry_sha}.py") == entry_body
     assert body(f"artifacts/spark/contrail_spark-{artifact_sha}.zip") == artifact_bytes()
     plan = json.loads(s3.get_object(Bucket=BUCKET, Key=plan_uri.split("/", 3)[3])["Body"].read())
-    assert lake["gated"] == [list(DAYS)]  # published output went through the features gate
+    assert lake["gated"] == [list(DAYS)]  # the staged builds went through the features gate
+    from contrail import catalog
+
+    published = catalog.published(s3, BUCKET, catalog.features_zone(FEATURE_SET))
+    assert sorted(d.isoformat() for d in published) == list(DAYS)  # and only then were published
+    assert {p.manifest["build"] for p in published.values()} == {plan["outputs"][DAYS[0]]["build"]}
     assert plan["targets"] == list(DAYS) and plan["job_version"] == artifact_sha
 
     # publish: the asset event carries the built dates and where the step's logs are

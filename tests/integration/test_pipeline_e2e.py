@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from contrail import lake
+from contrail import catalog, lake
 
 pytestmark = pytest.mark.e2e
 
@@ -31,16 +31,16 @@ def _assert_lake_and_registry(settings):
     s3 = lake.s3_client(settings)
     bucket = settings.bucket
     for day in DAYS:
-        manifest = lake.read_json(s3, bucket, lake.landing_prefix("flights", day, 1) + "_manifest.json")
+        manifest = lake.read_json(s3, bucket, catalog.landing_prefix("flights", day, 1) + "_manifest.json")
         assert manifest["rows"] == REAL_ROWS[day]
         assert manifest["dt"] == day.isoformat()
-        pointer = lake.read_json(s3, bucket, lake.validated_pointer_key("flights", day))
+        pointer = lake.read_json(s3, bucket, catalog.validated_pointer_key("flights", day))
         assert pointer["version"] == 1
-        prefix = lake.features_prefix(settings.feature_set, day)
+        prefix = catalog.features_partition(settings.feature_set, day)
         assert lake.exists(s3, bucket, prefix + "_SUCCESS")
         features = lake.read_json(s3, bucket, prefix + "_manifest.json")
         assert features["rows"] == REAL_ROWS[day]
-        assert any(lake.list_objects(s3, bucket, lake.predictions_prefix(settings.model_name, day)))
+        assert any(lake.list_objects(s3, bucket, catalog.predictions_partition(settings.model_name, day)))
 
     client = mlflow.MlflowClient(tracking_uri=settings.mlflow_url)
     model = client.get_registered_model(settings.model_name)
@@ -63,7 +63,7 @@ def _features_frame(s3, bucket, settings, day):
 
     import pandas as pd
 
-    prefix = lake.features_prefix(settings.feature_set, day)
+    prefix = catalog.features_partition(settings.feature_set, day)
     parts = [o.key for o in lake.list_objects(s3, bucket, prefix) if o.key.endswith(".parquet")]
     return pd.concat([pd.read_parquet(io.BytesIO(lake.read_bytes(s3, bucket, k))) for k in parts])
 
@@ -141,16 +141,16 @@ def test_bad_drops_are_quarantined_and_a_corrected_redrop_heals(stack, pipeline_
     assert failed["state"] == "failed"
     message = _task_log(api, "landing_flights", failed["dag_run_id"], "land")
     assert bad_key in message and "wrong_header" in message
-    assert not any(lake.list_objects(s3, bucket, lake.landing_partition("flights", BAD_HEADER_DAY)))
-    quarantined = [o.key for o in lake.list_objects(s3, bucket, lake.quarantine_prefix("flights", BAD_HEADER_DAY))]
+    assert not any(lake.list_objects(s3, bucket, catalog.landing_partition("flights", BAD_HEADER_DAY)))
+    quarantined = [o.key for o in lake.list_objects(s3, bucket, catalog.quarantine_prefix("flights", BAD_HEADER_DAY))]
     assert any(k.endswith("reason.json") for k in quarantined) and len(quarantined) >= 2
 
     # Jan 5 lands (its structure is fine) but the quality gate quarantines it
     assert _wait(lambda: landing_state(BAD_DATA_DAY))["state"] == "success"
-    reason_key = f"{lake.quarantine_prefix('flights', BAD_DATA_DAY)}v=0001/reason.json"
+    reason_key = f"{catalog.quarantine_prefix('flights', BAD_DATA_DAY)}v=0001/reason.json"
     reason = _wait(lambda: lake.exists(s3, bucket, reason_key) and lake.read_json(s3, bucket, reason_key))
     assert any("origin" in str(f) for f in reason["failures"]), reason
-    assert not lake.exists(s3, bucket, lake.validated_pointer_key("flights", BAD_DATA_DAY))
+    assert not lake.exists(s3, bucket, catalog.validated_pointer_key("flights", BAD_DATA_DAY))
     gate_failed = _wait(lambda: [r for r in api.runs("quality") if r["state"] == "failed"])
 
     def gate_message():
@@ -165,13 +165,13 @@ def test_bad_drops_are_quarantined_and_a_corrected_redrop_heals(stack, pipeline_
     s3.put_object(Bucket=bucket, Key=data_key, Body=_gz_csv(nycflights.day("flights", BAD_DATA_DAY)))
     api.backfill("landing_flights", f"{BAD_DATA_DAY}T00:00:00Z", f"{BAD_DATA_DAY}T00:00:00Z",
                  reprocess="completed", max_active_runs=1)
-    pointer_key = lake.validated_pointer_key("flights", BAD_DATA_DAY)
+    pointer_key = catalog.validated_pointer_key("flights", BAD_DATA_DAY)
     pointer = _wait(lambda: lake.exists(s3, bucket, pointer_key) and lake.read_json(s3, bucket, pointer_key))
     assert pointer["version"] == 2
-    history = [o.key for o in lake.list_objects(s3, bucket, lake.landing_partition("flights", BAD_DATA_DAY))
+    history = [o.key for o in lake.list_objects(s3, bucket, catalog.landing_partition("flights", BAD_DATA_DAY))
                if o.key.endswith("_manifest.json")]
     assert len(history) == 2  # the bad version stays beside the corrected one
-    _wait(lambda: lake.exists(s3, bucket, lake.features_prefix(stack.feature_set, BAD_DATA_DAY) + "_SUCCESS"))
+    _wait(lambda: lake.exists(s3, bucket, catalog.features_partition(stack.feature_set, BAD_DATA_DAY) + "_SUCCESS"))
 
 
 def test_stop_and_start_loses_nothing(stack, pipeline_run):

@@ -17,7 +17,7 @@ from datetime import datetime
 
 import pytest
 
-from contrail import lake
+from contrail import catalog, lake
 
 from .test_pipeline_e2e import DAYS, pipeline_run  # noqa: F401 - the batch pipeline fixture
 
@@ -50,7 +50,7 @@ def _has_champion(settings) -> bool:
 def batch_ready(stack, request):
     """Champion + published features: reuse what the batch e2e test left, else produce them."""
     s3 = lake.s3_client(stack)
-    published = all(lake.exists(s3, stack.bucket, lake.features_prefix(stack.feature_set, d) + "_SUCCESS")
+    published = all(lake.exists(s3, stack.bucket, catalog.features_partition(stack.feature_set, d) + "_SUCCESS")
                     for d in DAYS)
     if not (published and _has_champion(stack)):
         request.getfixturevalue("pipeline_run")

@@ -79,10 +79,10 @@ def _land_day(s3, bucket: str, dataset: str, dt, version: int = 1) -> dict:
     import hashlib
     import json
 
-    from contrail import lake, nycflights
+    from contrail import catalog, lake, nycflights
 
     body = gzip.compress(nycflights.day_csv(dataset, dt), mtime=0)
-    prefix = lake.landing_prefix(dataset, dt, version)
+    prefix = catalog.landing_prefix(dataset, dt, version)
     key = f"{prefix}{dataset}.csv.gz"
     s3.put_object(Bucket=bucket, Key=key, Body=body)
     manifest = {

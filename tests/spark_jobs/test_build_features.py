@@ -10,7 +10,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from contrail import features, lake, nycflights
+from contrail import catalog, features, lake, nycflights
 from contrail_spark import build_features, package, transforms
 
 pytestmark = pytest.mark.spark
@@ -43,33 +43,41 @@ def put_plan(s3, plan: dict, name: str) -> str:
     return f"s3://{BUCKET}/{key}"
 
 
+BUILD = "test-build"
+
+
 def partition_keys(s3, dt: date) -> list[str]:
-    prefix = lake.features_prefix(FEATURE_SET, dt)
+    prefix = catalog.features_partition(FEATURE_SET, dt)
     return sorted(o.key[len(prefix):] for o in lake.list_objects(s3, BUCKET, prefix))
 
 
+def staged_prefix(dt: date, feature_set: str = FEATURE_SET) -> str:
+    return catalog.build_prefix(catalog.features_partition(feature_set, dt), BUILD)
+
+
 def read_partition(s3, dt: date) -> pd.DataFrame:
-    prefix = lake.features_prefix(FEATURE_SET, dt)
-    body = lake.read_bytes(s3, BUCKET, prefix + "part-00000.snappy.parquet")
+    body = lake.read_bytes(s3, BUCKET, staged_prefix(dt) + "part-00000.snappy.parquet")
     return pd.read_parquet(io.BytesIO(body))
 
 
 @pytest.fixture(scope="module")
 def first_run(spark, s3, validated):
     plan = features.plan_features(validated, TARGETS, feature_set=FEATURE_SET, job_version="test0001",
-                                  bucket=BUCKET)
+                                  bucket=BUCKET, build=BUILD)
     plan_uri = put_plan(s3, plan, "three-days")
     counts = build_features.main(["--plan", plan_uri, "--io", "local"], spark=spark)
     return plan_uri, counts
 
 
-def test_main_publishes_every_target_with_manifest_and_success(s3, first_run):
+def test_main_stages_every_target_with_its_manifest_and_publishes_nothing(s3, first_run):
     _, counts = first_run
     expected_rows = {d.isoformat(): len(nycflights.day("flights", d)) for d in TARGETS}
     assert counts == expected_rows
     for d in TARGETS:
-        assert partition_keys(s3, d) == ["_SUCCESS", "_manifest.json", "part-00000.snappy.parquet"]
-        manifest = lake.read_json(s3, BUCKET, lake.features_prefix(FEATURE_SET, d) + "_manifest.json")
+        # the build only: the partition's own manifest and _SUCCESS are the orchestrator's to write
+        assert partition_keys(s3, d) == [f"b={BUILD}/_manifest.json", f"b={BUILD}/part-00000.snappy.parquet"]
+        manifest = lake.read_json(s3, BUCKET, staged_prefix(d) + "_manifest.json")
+        assert manifest["parts"] == [staged_prefix(d) + "part-00000.snappy.parquet"]
         assert manifest["rows"] == expected_rows[d.isoformat()]
         assert manifest["job_version"] == "test0001"
         assert [f["name"] for f in manifest["schema"]["fields"]] == list(transforms.FEATURE_COLUMNS)
@@ -106,7 +114,7 @@ def test_published_rows_are_the_real_flights_with_history(s3, first_run):
 def test_rerun_is_identical_and_removes_stale_parts(spark, s3, first_run):
     plan_uri, counts = first_run
     d = TARGETS[0]
-    prefix = lake.features_prefix(FEATURE_SET, d)
+    prefix = staged_prefix(d)
     before = lake.read_bytes(s3, BUCKET, prefix + "part-00000.snappy.parquet")
     manifest_before = lake.read_bytes(s3, BUCKET, prefix + "_manifest.json")
     s3.put_object(Bucket=BUCKET, Key=prefix + "part-00007.snappy.parquet", Body=b"left by an older run")
@@ -114,7 +122,7 @@ def test_rerun_is_identical_and_removes_stale_parts(spark, s3, first_run):
     again = build_features.main(["--plan", plan_uri, "--io", "local"], spark=spark)
 
     assert again == counts
-    assert partition_keys(s3, d) == ["_SUCCESS", "_manifest.json", "part-00000.snappy.parquet"]
+    assert partition_keys(s3, d) == [f"b={BUILD}/_manifest.json", f"b={BUILD}/part-00000.snappy.parquet"]
     assert lake.read_bytes(s3, BUCKET, prefix + "_manifest.json") == manifest_before
     after = lake.read_bytes(s3, BUCKET, prefix + "part-00000.snappy.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(after)), pd.read_parquet(io.BytesIO(before)))
@@ -125,14 +133,13 @@ def test_run_local_through_spark_submit(s3, validated, emulator_env, tmp_path):
     target = TARGETS[2]
     artifact = package.build_artifact(tmp_path)
     plan = features.plan_features(validated, [target], feature_set="flights_v1_submit",
-                                  job_version=package.artifact_version(artifact), bucket=BUCKET)
+                                  job_version=package.artifact_version(artifact), bucket=BUCKET, build=BUILD)
     plan_uri = put_plan(s3, plan, "submit")
 
     features.run_local(plan_uri, artifact=artifact, env=emulator_env)
 
-    prefix = lake.features_prefix("flights_v1_submit", target)
-    manifest = lake.read_json(s3, BUCKET, prefix + "_manifest.json")
-    assert lake.exists(s3, BUCKET, prefix + "_SUCCESS")
+    manifest = lake.read_json(s3, BUCKET, staged_prefix(target, "flights_v1_submit") + "_manifest.json")
+    assert not lake.exists(s3, BUCKET, catalog.features_partition("flights_v1_submit", target) + "_SUCCESS")
     assert manifest["rows"] == len(nycflights.day("flights", target))
     assert manifest["job_version"] == package.artifact_version(artifact)
 
@@ -147,8 +154,9 @@ def test_artifact_is_deterministic(tmp_path):
 
 def test_upload_artifact_skips_when_present(s3, tmp_path):
     path = package.build_artifact(tmp_path)
-    uri = package.upload_artifact(s3, BUCKET, path)
+    key = catalog.spark_artifact_key(path.name)
+    uri = package.upload_artifact(s3, BUCKET, path, key)
     assert uri == f"s3://{BUCKET}/artifacts/spark/{path.name}"
     s3.put_object(Bucket=BUCKET, Key=f"artifacts/spark/{path.name}", Body=b"already there")
-    assert package.upload_artifact(s3, BUCKET, path) == uri
+    assert package.upload_artifact(s3, BUCKET, path, key) == uri
     assert lake.read_bytes(s3, BUCKET, f"artifacts/spark/{path.name}") == b"already there"

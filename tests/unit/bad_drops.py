@@ -11,7 +11,7 @@ import gzip
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from contrail import lake, nycflights
+from contrail import catalog, lake, nycflights
 
 # One plausible row per dataset; {y},{m},{d} are the partition date, {n} varies content.
 _ROW_TEMPLATES = {
@@ -40,7 +40,7 @@ def good_body(dataset: str, dt: date, rows: int = 3, *, start: int = 1) -> bytes
 
 
 def good_key(dataset: str, dt: date, name: str | None = None) -> str:
-    return lake.incoming_prefix(dataset, dt) + (name or f"{dataset}_{dt.isoformat()}.csv.gz")
+    return catalog.incoming_prefix(dataset, dt) + (name or f"{dataset}_{dt.isoformat()}.csv.gz")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class BadDrop:
 
 def corpus(dataset: str, dt: date) -> list[BadDrop]:
     """Every rule of the landing zone broken once, each next to a good file of the same drop."""
-    prefix = lake.incoming_prefix(dataset, dt)
+    prefix = catalog.incoming_prefix(dataset, dt)
     good = {good_key(dataset, dt): good_body(dataset, dt)}
     body = good_body(dataset, dt, start=100)
     columns = nycflights.COLUMNS[dataset]

@@ -1,4 +1,4 @@
-"""The Spark jobs' lake I/O without Spark: staging, the publish protocol, the EMR publish path.
+"""The Spark jobs' lake I/O without Spark: staging, the build protocol, the EMR path.
 
 ``S3DirectIO`` runs on EMR only (local Spark has no s3a here); its Spark calls are replaced by
 a stand-in that writes what Spark would write to the scratch prefix, so everything it does
@@ -17,13 +17,11 @@ import pytest
 
 from contrail_spark import lake_io
 from contrail_spark.lake_io import (
-    MANIFEST_NAME,
     PARTITION_COLUMN,
-    SUCCESS_MARKER,
     LocalStagingIO,
     Partition,
     S3DirectIO,
-    publish_partitions,
+    stage_partitions,
 )
 
 BUCKET = "contrail-lake-io"
@@ -72,59 +70,58 @@ def _writer(s3, body: bytes):
     return lambda key: s3.put_object(Bucket=BUCKET, Key=key, Body=body)
 
 
-def _partition(s3, dt: str, parts: int, tag: str) -> Partition:
-    return Partition(f"features/fs/dt={dt}/",
-                     [_writer(s3, f"{tag}-{dt}-{i}".encode()) for i in range(parts)],
-                     {"dt": dt, "rows": parts, "tag": tag})
+def _build(dt: str, build: str = "b1") -> str:
+    return f"features/fs/dt={dt}/b={build}/"
 
 
-def test_first_publish_is_three_puts_per_partition_success_last(s3):
+def _partition(s3, dt: str, parts: int, tag: str, build: str = "b1") -> Partition:
+    prefix = _build(dt, build)
+    return Partition(prefix, [_writer(s3, f"{tag}-{dt}-{i}".encode()) for i in range(parts)],
+                     {"dt": dt, "rows": parts, "tag": tag}, prefix + "_manifest.json")
+
+
+def test_staging_writes_parts_then_the_staged_manifest_last_and_publishes_nothing(s3):
     recorder = RecordingS3(s3)
-    written = publish_partitions(recorder, BUCKET, [_partition(recorder, d, 1, "a")
-                                                    for d in ("2013-01-01", "2013-01-02")])
+    written = stage_partitions(recorder, BUCKET, [_partition(recorder, d, 1, "a")
+                                                  for d in ("2013-01-01", "2013-01-02")])
 
-    assert written == {f"features/fs/dt={d}/": [f"features/fs/dt={d}/part-00000.snappy.parquet"]
-                       for d in ("2013-01-01", "2013-01-02")}
+    assert written == {_build(d): [_build(d) + "part-00000.snappy.parquet"] for d in ("2013-01-01", "2013-01-02")}
     for dt in ("2013-01-01", "2013-01-02"):
-        prefix = f"features/fs/dt={dt}/"
+        prefix = _build(dt)
         mine = [c for c in recorder.calls if c[1].startswith(prefix)]
         assert mine == [("put_object", prefix + "part-00000.snappy.parquet"),
-                        ("put_object", prefix + MANIFEST_NAME),
-                        ("put_object", prefix + SUCCESS_MARKER)]
-        assert _keys(s3, prefix) == [SUCCESS_MARKER, MANIFEST_NAME, "part-00000.snappy.parquet"]
-        manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=prefix + MANIFEST_NAME)["Body"].read())
-        assert manifest == {"dt": dt, "rows": 1, "tag": "a"}
-    assert not [c for c in recorder.calls if c[0].startswith("delete")]  # nothing to withdraw
+                        ("put_object", prefix + "_manifest.json")]
+        manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=prefix + "_manifest.json")["Body"].read())
+        assert manifest == {"dt": dt, "rows": 1, "tag": "a", "parts": [prefix + "part-00000.snappy.parquet"]}
+        # the job never writes the partition's own manifest or marker: that is publishing
+        assert _keys(s3, f"features/fs/dt={dt}/") == ["b=b1/_manifest.json", "b=b1/part-00000.snappy.parquet"]
+    assert not [c for c in recorder.calls if c[0].startswith("delete")]  # nothing stale to remove
 
 
-def test_republish_withdraws_success_first_and_removes_stale_parts(s3):
-    publish_partitions(s3, BUCKET, [_partition(s3, "2013-01-01", 3, "old"), _partition(s3, "2013-01-02", 1, "old")])
-    s3.put_object(Bucket=BUCKET, Key="features/fs/dt=2013-01-01/sub/keep.txt", Body=b"not ours")
+def test_restaging_a_build_removes_parts_an_earlier_attempt_left(s3):
+    stage_partitions(s3, BUCKET, [_partition(s3, "2013-01-01", 3, "old"), _partition(s3, "2013-01-02", 1, "old")])
+    s3.put_object(Bucket=BUCKET, Key="features/fs/dt=2013-01-01/b=b1/sub/keep.txt", Body=b"not ours")
     recorder = RecordingS3(s3)
 
-    publish_partitions(recorder, BUCKET, [_partition(recorder, "2013-01-01", 1, "new")])
+    stage_partitions(recorder, BUCKET, [_partition(recorder, "2013-01-01", 1, "new")])
 
-    prefix = "features/fs/dt=2013-01-01/"
-    # the marker goes before any part is touched, and comes back last
-    assert recorder.calls[0] == ("delete_objects", [prefix + SUCCESS_MARKER])
-    assert recorder.calls[-1] == ("put_object", prefix + SUCCESS_MARKER)
-    assert _keys(s3, prefix) == [SUCCESS_MARKER, MANIFEST_NAME, "part-00000.snappy.parquet", "sub/keep.txt"]
-    body = s3.get_object(Bucket=BUCKET, Key=prefix + "part-00000.snappy.parquet")["Body"].read()
-    assert body == b"new-2013-01-01-0"
-    # the partition not in this publish is untouched
-    assert _keys(s3, "features/fs/dt=2013-01-02/") == [SUCCESS_MARKER, MANIFEST_NAME, "part-00000.snappy.parquet"]
+    prefix = _build("2013-01-01")
+    assert recorder.calls[-1] == ("put_object", prefix + "_manifest.json")
+    assert _keys(s3, prefix) == ["_manifest.json", "part-00000.snappy.parquet", "sub/keep.txt"]
+    assert s3.get_object(Bucket=BUCKET, Key=prefix + "part-00000.snappy.parquet")["Body"].read() == b"new-2013-01-01-0"
+    # the partition not in this call is untouched
+    assert _keys(s3, _build("2013-01-02")) == ["_manifest.json", "part-00000.snappy.parquet"]
 
 
-def test_a_failed_part_leaves_the_partition_unpublished(s3):
-    publish_partitions(s3, BUCKET, [_partition(s3, "2013-01-01", 1, "old")])
-
+def test_a_failed_part_leaves_no_staged_manifest(s3):
     def broken(key: str) -> None:
         raise OSError(f"disk gone while writing {key}")
 
+    prefix = _build("2013-01-01", "b2")
     with pytest.raises(OSError, match="disk gone"):
-        publish_partitions(s3, BUCKET, [Partition("features/fs/dt=2013-01-01/", [broken], {"dt": "x"})])
-    # readers honour _SUCCESS: the half-replaced partition is invisible, not half-old/half-new
-    assert SUCCESS_MARKER not in _keys(s3, "features/fs/dt=2013-01-01/")
+        stage_partitions(s3, BUCKET, [Partition(prefix, [broken], {"dt": "x"}, prefix + "_manifest.json")])
+    # the gate audits only staged builds: without the manifest there is nothing to publish
+    assert _keys(s3, prefix) == []
 
 
 def test_staging_downloads_into_one_directory_with_distinct_names(s3, tmp_path):
@@ -154,7 +151,7 @@ def _parquet(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def test_s3_direct_publish_copies_scratch_parts_and_cleans_scratch(s3, monkeypatch):
+def test_s3_direct_staging_copies_scratch_parts_and_cleans_scratch(s3, monkeypatch):
     """What EMR's job does after Spark wrote ``s3://bucket/tmp/spark/<run>/_partition=<dt>/``."""
     days = {"2013-01-01": 2, "2013-01-02": 1}  # parts per day, as Spark would have written them
     written_to: list[str] = []
@@ -174,23 +171,24 @@ def test_s3_direct_publish_copies_scratch_parts_and_cleans_scratch(s3, monkeypat
     monkeypatch.setattr(lake_io, "count_by_partition", lambda spark, written: dict(days))
     recorder = RecordingS3(s3)
 
-    counts = S3DirectIO(s3=recorder).publish_features(
-        None, None, bucket=BUCKET, prefix_for=lambda dt: f"features/fs/dt={dt}/",
+    outputs = {dt: {"prefix": _build(dt), "manifest": _build(dt) + "_manifest.json"} for dt in days}
+    counts = S3DirectIO(s3=recorder).stage_features(
+        None, None, bucket=BUCKET, outputs=outputs,
         manifest_for=lambda dt, rows: {"dt": dt, "rows": rows}, sort_by=("flight_id",))
 
     assert counts == days
     assert written_to[0].startswith(f"s3://{BUCKET}/tmp/spark/")
     assert _keys(s3, "features/fs/dt=2013-01-01/") == [
-        SUCCESS_MARKER, MANIFEST_NAME, "part-00000.snappy.parquet", "part-00001.snappy.parquet"]
-    assert _keys(s3, "features/fs/dt=2013-01-02/") == [SUCCESS_MARKER, MANIFEST_NAME, "part-00000.snappy.parquet"]
+        "b=b1/_manifest.json", "b=b1/part-00000.snappy.parquet", "b=b1/part-00001.snappy.parquet"]
+    assert _keys(s3, "features/fs/dt=2013-01-02/") == ["b=b1/_manifest.json", "b=b1/part-00000.snappy.parquet"]
     copied = pd.read_parquet(io.BytesIO(s3.get_object(
-        Bucket=BUCKET, Key="features/fs/dt=2013-01-01/part-00001.snappy.parquet")["Body"].read()))
+        Bucket=BUCKET, Key=_build("2013-01-01") + "part-00001.snappy.parquet")["Body"].read()))
     assert copied.to_dict("records") == [{"dt": "2013-01-01", "part": 1}]
     # parallel across partitions, so compared as a set
     assert sorted(c for c in recorder.calls if c[0] == "copy") == [
-        ("copy", "features/fs/dt=2013-01-01/part-00000.snappy.parquet"),
-        ("copy", "features/fs/dt=2013-01-01/part-00001.snappy.parquet"),
-        ("copy", "features/fs/dt=2013-01-02/part-00000.snappy.parquet"),
+        ("copy", _build("2013-01-01") + "part-00000.snappy.parquet"),
+        ("copy", _build("2013-01-01") + "part-00001.snappy.parquet"),
+        ("copy", _build("2013-01-02") + "part-00000.snappy.parquet"),
     ]
     assert _keys(s3, "tmp/spark/") == []  # scratch removed
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contrail import lake, stream
+from contrail import catalog, lake, stream
 from contrail.settings import load_settings
 from contrail.simulate import encode_event, event_id
 from contrail.training import FEATURES
@@ -213,11 +213,12 @@ SCORER = stream.Scorer(model=DistanceModel(), model_name=MODEL, model_version="3
 def s3(moto_s3: Any) -> Iterator[Any]:
     client = moto_s3
     client.create_bucket(Bucket=BUCKET)
-    prefix = lake.features_prefix(FEATURE_SET, "2013-01-02")
+    partition = catalog.features_partition(FEATURE_SET, "2013-01-02")
     buf = io.BytesIO()
     _batch_partition().to_parquet(buf, index=False)
-    client.put_object(Bucket=BUCKET, Key=prefix + "part-00000.parquet", Body=buf.getvalue())
-    client.put_object(Bucket=BUCKET, Key=prefix + "_SUCCESS", Body=b"")
+    key = catalog.build_prefix(partition, "b1") + catalog.part_name(0)
+    client.put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue())
+    catalog.publish_partition(client, BUCKET, partition, {"dt": "2013-01-02", "build": "b1", "parts": [key]})
     yield client
 
 
@@ -252,7 +253,7 @@ def test_an_object_is_scored_once_across_reruns_and_duplicate_notifications(s3, 
     assert row["probability"] == pytest.approx(0.7) and row["label"] == 1
     assert (row["model_version"], row["features_dt"], row["dt"]) == ("3", "2013-01-02", "2013-01-02")
     assert (row["event_time"], row["processed_time"], row["object_key"]) == (E1["event_time"], PROCESSED, a)
-    ledger = lake.read_json(s3, BUCKET, stream.ledger_key(a))
+    ledger = lake.read_json(s3, BUCKET, catalog.ledger_key(a))
     assert ledger["scored"] == 2 and ledger["days"] == ["2013-01-02"] and ledger["rejected"] == {}
 
 
@@ -261,14 +262,14 @@ def test_a_task_killed_before_its_ledger_entry_reprocesses_without_duplicates(s3
     real_put_immutable = lake.put_immutable
 
     def killed(client, bucket, key, data, **extra):
-        if key.startswith(stream.OBJECTS_LEDGER):
+        if key.startswith(catalog.OBJECTS_LEDGER):
             raise KeyboardInterrupt("worker killed between outputs and ledger")
         return real_put_immutable(client, bucket, key, data, **extra)
 
     monkeypatch.setattr(lake, "put_immutable", killed)
     with pytest.raises(KeyboardInterrupt):
         run(s3, [a], spark)
-    assert not lake.exists(s3, BUCKET, stream.ledger_key(a))
+    assert not lake.exists(s3, BUCKET, catalog.ledger_key(a))
     assert len(predictions(s3)) == 2  # outputs were written, the ledger was not
     assert stream.unledgered(s3, BUCKET) == [a]  # so the sweep (or a retry) takes it again
 
@@ -278,7 +279,7 @@ def test_a_task_killed_before_its_ledger_entry_reprocesses_without_duplicates(s3
     assert (retry["objects"], retry["scored"], retry["rejected"]) == (1, 2, {})
     preds = predictions(s3)
     assert len(preds) == 2 and preds["event_id"].is_unique
-    assert not lake.exists(s3, BUCKET, stream.deadletter_key(a))
+    assert not lake.exists(s3, BUCKET, catalog.deadletter_key(a))
 
 
 def test_duplicates_across_objects_and_malformed_records_are_dead_lettered(s3, spark):
@@ -291,11 +292,11 @@ def test_duplicates_across_objects_and_malformed_records_are_dead_lettered(s3, s
     assert sorted(preds["event_id"]) == sorted(e["event_id"] for e in (E1, E2, E3))
     assert preds.set_index("event_id").loc[E2["event_id"], "object_key"] == a
 
-    dead = lake.read_json(s3, BUCKET, stream.deadletter_key(b))
+    dead = lake.read_json(s3, BUCKET, catalog.deadletter_key(b))
     reasons = sorted(r["reason"] for r in dead["records"])
     assert reasons[0] == f"duplicate event_id: already delivered in {a}"
     assert reasons[1].startswith("malformed JSON") and reasons[2].startswith("wrong type: distance")
-    assert lake.read_json(s3, BUCKET, stream.ledger_key(b))["rejected"] == {
+    assert lake.read_json(s3, BUCKET, catalog.ledger_key(b))["rejected"] == {
         "duplicate event_id": 1, "malformed JSON": 1, "wrong type": 1}
 
 
@@ -316,9 +317,9 @@ def test_claims_go_to_the_first_object_in_delivery_order_and_outlive_the_batch(s
 
 def test_arrival_prefixes_cover_each_utc_hour_of_the_window():
     since = datetime(2026, 11, 29, 23, 59, 30, tzinfo=timezone.utc)
-    assert stream.arrival_prefixes(since, since + timedelta(minutes=1)) == [
+    assert catalog.arrival_prefixes(since, since + timedelta(minutes=1)) == [
         "stream/flights/2026/11/29/23/", "stream/flights/2026/11/30/00/"]
-    assert stream.arrival_prefixes(since, since) == ["stream/flights/2026/11/29/23/"]
+    assert catalog.arrival_prefixes(since, since) == ["stream/flights/2026/11/29/23/"]
 
 
 class FakeClock:
@@ -411,17 +412,20 @@ def test_compaction_is_idempotent_and_leaves_originals_untouched(s3, spark):
 
     first = stream.compact_day(s3, BUCKET, date(2013, 1, 2))
     assert (first["rows"], first["sources"], first["written"]) == (3, 2, True)
-    part = lake.read_bytes(s3, BUCKET, stream.warm_key("2013-01-02"))
+    assert first["key"].startswith(catalog.warm_prefix("2013-01-02") + "b=")
+    published = catalog.published_one(s3, BUCKET, catalog.warm_prefix("2013-01-02"))
+    assert published.parts == [first["key"]] and published.manifest["sources"] == [a, b]
+    part = lake.read_bytes(s3, BUCKET, first["key"])
     frame = pd.read_parquet(io.BytesIO(part))
     assert list(frame["event_id"]) == [E1["event_id"], E2["event_id"], E3["event_id"]]  # by event_time
     assert list(frame.set_index("event_id")["object_key"]) == [a, b, a]
 
     second = stream.compact_day(s3, BUCKET, "2013-01-02")
     assert second["written"] is False and second["sha256"] == first["sha256"]
-    assert lake.read_bytes(s3, BUCKET, stream.warm_key("2013-01-02")) == part
+    assert second["key"] == first["key"] and lake.read_bytes(s3, BUCKET, first["key"]) == part
     assert {k: s3.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in (a, b)} == etags
 
     other = stream.compact_day(s3, BUCKET, "2013-01-03")
     assert other["rows"] == 1 and other["sources"] == 1
     assert stream.compact_day(s3, BUCKET, "2013-01-04") == {
-        "dt": "2013-01-04", "rows": 0, "sources": 0, "key": stream.warm_key("2013-01-04"), "written": False}
+        "dt": "2013-01-04", "rows": 0, "sources": 0, "key": None, "written": False}

@@ -1,0 +1,178 @@
+"""The feature stage's Airflow edge: plan what is pending, run the Spark job (any runner), then
+audit and publish.
+
+Write, audit, publish: the plan names, per target day, a build prefix
+(``features/<set>/dt=…/b=<build>/``) that no reader looks at; the job writes its parts and a
+staged manifest there; :func:`audit_and_publish` runs the ``features`` gate on exactly those
+parts and publishes only the passing days (:func:`contrail.catalog.publish_partition`). A job
+that fails at any point publishes nothing; a day that fails its gate keeps its previous build.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from contrail import catalog, connections, lake
+from contrail.settings import DATASETS
+
+log = logging.getLogger(__name__)
+
+LOOKBACK_DAYS = 28
+
+
+def validated_inputs(s3, bucket: str, dataset: str) -> dict[date, dict]:
+    """dt -> validated pointer for every validated partition of ``dataset``."""
+    out = {}
+    for obj in lake.list_objects(s3, bucket, catalog.validated_zone(dataset)):
+        if obj.key.endswith("/" + catalog.POINTER):
+            pointer = lake.read_json(s3, bucket, obj.key)
+            out[date.fromisoformat(pointer["dt"])] = {
+                "version": pointer["version"], "manifest": pointer["manifest_uri"],
+                "objects": [lake.s3_uri(bucket, k) for k in pointer["objects"]],
+            }
+    return out
+
+
+def _input_versions(inputs: Mapping) -> dict[str, dict[str, int]]:
+    return {ds: {d: int(entry["version"]) for d, entry in days.items()} for ds, days in inputs.items()}
+
+
+def pending_feature_dates(validated: dict[str, dict[date, dict]], built: dict[date, dict],
+                          *, lookback_days: int = LOOKBACK_DAYS) -> list[date]:
+    """Dates validated for every dataset whose published features are missing, or were built
+    from inputs (own day or any lookback day) other than today's validated versions — so a
+    late or corrected partition also rebuilds the later days whose windows it falls in (pure).
+    """
+    from contrail.features import plan_features
+
+    common = set.intersection(*(set(v) for v in validated.values())) if validated else set()
+    pending = []
+    for dt in sorted(common):
+        expected = plan_features(validated, [dt], lookback_days, feature_set="", job_version="",
+                                 bucket="", datasets=tuple(validated))["inputs"]
+        if built.get(dt) != _input_versions(expected):
+            pending.append(dt)
+    return pending
+
+
+def built_features(s3, bucket: str, feature_set: str) -> dict[date, dict]:
+    """dt -> {dataset: {input dt: version}} of published feature partitions."""
+    return {dt: _input_versions(part.manifest.get("inputs", {}))
+            for dt, part in catalog.published(s3, bucket, catalog.features_zone(feature_set)).items()}
+
+
+def plan(s3, bucket: str, *, feature_set: str, run_id: str, artifact_dir: Path) -> dict:
+    """Write the plan JSON for every pending date; returns its URI, the targets and their builds."""
+    from contrail.features import plan_features
+    from contrail_spark.package import build_artifact, upload_artifact
+
+    validated = {ds: validated_inputs(s3, bucket, ds) for ds in DATASETS}
+    pending = pending_feature_dates(validated, built_features(s3, bucket, feature_set))
+    log.info("features: %d pending date(s): %s", len(pending), [d.isoformat() for d in pending][:20])
+    if not pending:
+        return {"targets": []}
+    artifact = build_artifact(artifact_dir)
+    artifact_uri = upload_artifact(s3, bucket, artifact, catalog.spark_artifact_key(artifact.name))
+    job_version = artifact.stem.rsplit("-", 1)[-1]
+    # one build per run: a retry of this run rewrites the same (unpublished) build
+    build = catalog.build_id(job_version, run_id, sorted(d.isoformat() for d in pending))
+    planned = plan_features(validated, pending, lookback_days=LOOKBACK_DAYS, feature_set=feature_set,
+                            job_version=job_version, bucket=bucket, build=build)
+    body = lake.json_bytes(planned)
+    plan_key = catalog.feature_plan_key(feature_set, lake.sha256_hex(body)[:16])
+    s3.put_object(Bucket=bucket, Key=plan_key, Body=body)
+    return {"targets": planned["targets"], "plan_uri": lake.s3_uri(bucket, plan_key),
+            "artifact_uri": artifact_uri, "job_version": job_version, "build": build}
+
+
+def audit_and_publish(s3, bucket: str, planned: Mapping[str, Any], *, feature_set: str,
+                      gate_factory: Callable[[], Any]) -> dict[str, Any]:
+    """Gate every staged target with the ``features`` suite; publish the passing ones.
+
+    Returns ``{"rows", "warnings", "failed"}``: ``failed`` holds the summaries of the days that
+    broke a critical rule (unpublished; their previous build, if any, stays readable). Raises
+    ``RuntimeError`` naming a target the job did not stage (a retry may fix it).
+    """
+    build = planned["build"]
+    staged = {}
+    for dt in planned["targets"]:
+        key = catalog.staged_manifest_key(catalog.features_partition(feature_set, dt), build)
+        if not lake.exists(s3, bucket, key):
+            raise RuntimeError(f"feature partition dt={dt} was not staged by the job "
+                               f"(no s3://{bucket}/{key}); nothing was published")
+        staged[dt] = lake.read_json(s3, bucket, key)
+    gate = gate_factory()
+    rows, warnings, failed = {}, 0, []
+    for dt, manifest in staged.items():
+        report = gate.validate(catalog.read_parts(s3, bucket, manifest["parts"]), suite="features",
+                               dataset=f"features_{feature_set}", dt=date.fromisoformat(dt), version=1)
+        result_key = catalog.features_gate_result_key(feature_set, dt, build)
+        lake.put_json(s3, bucket, result_key, {**report.as_dict(), "summary": report.summary(),
+                                               "build": build})
+        warnings += len(report.warnings)
+        if not report.passed:
+            failed.append(report.summary())
+            continue
+        partition = catalog.features_partition(feature_set, dt)
+        previous = catalog.published_one(s3, bucket, partition)
+        previous_build = previous.manifest.get("build") if previous else None
+        if previous_build != build:
+            catalog.publish_partition(s3, bucket, partition, {
+                **manifest, "build": build, "previous_build": previous_build,
+                "gate_result_uri": lake.s3_uri(bucket, result_key), "warnings": len(report.warnings),
+            }, marked=previous is not None)
+            catalog.remove_stale_builds(s3, bucket, partition, keep=(build, previous_build))
+        rows[dt] = manifest["rows"]
+    return {"rows": rows, "warnings": warnings, "failed": failed}
+
+
+# ---------------------------------------------------------------------------- tasks
+
+def plan_task(context: dict) -> dict:
+    cfg = connections.settings()
+    _, run_id = connections.run_ids(context)
+    with tempfile.TemporaryDirectory() as tmp:
+        return plan(connections.s3(), cfg.bucket, feature_set=cfg.feature_set, run_id=run_id,
+                    artifact_dir=Path(tmp))
+
+
+def build_local_task(planned: dict, context: dict) -> dict:
+    """Run the job with local spark-submit, then audit and publish."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from contrail.features import run_local
+    from contrail_spark.package import build_artifact
+
+    if not planned.get("targets"):
+        raise AirflowSkipException("no validated partition is pending")
+    with tempfile.TemporaryDirectory() as tmp:
+        artifact = build_artifact(Path(tmp))
+        if artifact.name != planned["artifact_uri"].rsplit("/", 1)[-1]:
+            raise RuntimeError(f"job code changed since planning: {artifact.name} vs {planned['artifact_uri']}")
+        run_local(planned["plan_uri"], artifact=artifact, env=connections.aws_env())
+    return publish_task(planned, context)
+
+
+def publish_task(planned: dict, context: dict, **run_info: Any) -> dict:
+    """After any runner (local, EMR, EMR Serverless): audit and publish the staged builds, emit
+    the features asset with the run's extra, and fail naming each day that broke its gate."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from contrail import assets
+    from contrail.quality import QualityGate
+
+    cfg = connections.settings()
+    outcome = audit_and_publish(connections.s3(), cfg.bucket, planned, feature_set=cfg.feature_set,
+                                gate_factory=QualityGate)
+    extra = {"feature_set": cfg.feature_set, "dates": sorted(outcome["rows"]), "rows": outcome["rows"],
+             "warnings": outcome["warnings"], "job_version": planned["job_version"],
+             "build": planned["build"], "plan_uri": planned["plan_uri"], **run_info}
+    context["outlet_events"][assets.features()].extra = extra
+    if outcome["failed"]:
+        raise AirflowFailException("features failed their quality gate (not published):\n"
+                                   + "\n".join(outcome["failed"]))
+    return extra

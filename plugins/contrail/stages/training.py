@@ -1,0 +1,107 @@
+"""Training's Airflow edge: train on the trailing window of published features, log to MLflow,
+register the version and apply the promotion rule."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import date, timedelta
+from typing import Any, Iterable
+
+from contrail import catalog, connections, lake
+
+log = logging.getLogger(__name__)
+
+
+def training_window(available: Iterable[date], *, window_days: int, window_end: date | None) -> list[date]:
+    """Published days in the trailing window ending at ``window_end`` (default: the latest) (pure)."""
+    days = sorted(available)
+    if not days:
+        return []
+    end = window_end or days[-1]
+    return [d for d in days if end - timedelta(days=window_days - 1) <= d <= end]
+
+
+def git_commit() -> str:
+    import subprocess
+
+    from contrail.settings import REPO_ROOT
+
+    env_commit = os.environ.get("CONTRAIL_GIT_COMMIT")
+    if env_commit:
+        return env_commit
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def quality_summary(client, bucket: str, partitions: list[catalog.PublishedPartition]) -> dict:
+    """Did every input of these feature partitions pass its gate, at the version used?"""
+    checked, warnings, problems = 0, 0, []
+    for part in partitions:
+        for dataset in ("flights", "weather"):
+            version = part.manifest.get("inputs", {}).get(dataset, {}).get(part.dt.isoformat(), {}).get("version")
+            key = catalog.quality_result_key(dataset, part.dt, int(version)) if version else None
+            if key is None or not lake.exists(client, bucket, key):
+                problems.append(f"{dataset} dt={part.dt}: no quality result")
+                continue
+            result = lake.read_json(client, bucket, key)
+            checked += 1
+            warnings += len(result.get("warnings", []))
+            if not result.get("passed"):
+                problems.append(f"{dataset} dt={part.dt} v{version}: failed its gate")
+    return {"passed": not problems, "partitions_checked": checked, "warnings": warnings,
+            "problems": problems[:50]}
+
+
+def train_task(context: dict) -> dict[str, Any]:
+    """Train on the trailing window of published features, log to MLflow, register, promote."""
+    import mlflow
+    import pandas as pd
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from contrail import assets, registry, training
+
+    cfg, client = connections.settings(), connections.s3()
+    params = context["params"]
+    published = catalog.published(client, cfg.bucket, catalog.features_zone(cfg.feature_set))
+    end = date.fromisoformat(params["window_end"]) if params.get("window_end") else None
+    window = training_window(published, window_days=int(params["window_days"]), window_end=end)
+    needed = int(params["test_days"]) + int(params["valid_days"]) + 1
+    if len(window) < needed:
+        raise AirflowSkipException(f"only {len(window)} published feature day(s) in the window; "
+                                   f"training needs at least {needed}")
+    parts = [published[d] for d in window]
+    frame = pd.concat([catalog.read_published(client, cfg.bucket, p) for p in parts], ignore_index=True)
+    split = training.split_by_date(frame, test_days=int(params["test_days"]),
+                                   valid_days=int(params["valid_days"]))
+    model, fit_metrics = training.train(split.train, split.valid, {})
+    test_metrics = training.evaluate(model, split.test)
+    quality = quality_summary(client, cfg.bucket, parts)
+    mlflow_client = connections.mlflow_client()
+    mlflow.set_experiment("contrail-training")
+    dag_id, run_id = connections.run_ids(context)
+    job_versions = sorted({p.manifest.get("job_version", "unknown") for p in parts})
+    logged = registry.log_training_run(
+        model=model, params={"model_type": params["model_type"], "window_days": params["window_days"],
+                             "test_days": params["test_days"], "valid_days": params["valid_days"]},
+        metrics={**{f"fit_{k}": v for k, v in fit_metrics.items()},
+                 **{f"test_{k}": v for k, v in test_metrics.items()}},
+        split=split,
+        partitions=[registry.FeaturePartition(p.dt.isoformat(), p.digest, p.uri) for p in parts],
+        figures=training.figures(model, split.test), feature_set=cfg.feature_set,
+        dag_id=dag_id, dag_run_id=run_id, git_commit=git_commit(), job_version=",".join(job_versions),
+        quality=quality, run_name=f"{dag_id}:{run_id}",
+    )
+    decision, version = registry.promote_if_better(
+        mlflow_client, cfg.model_name, logged, test_df=split.test, challenger_metrics=test_metrics,
+        margin=float(params["promotion_margin"]), quality_passed=quality["passed"])
+    extra = {"model_name": cfg.model_name, "version": str(version.version), "run_id": logged.run_id,
+             "alias": decision.alias, "promoted": decision.promote, "reason": decision.reason,
+             "window": [window[0].isoformat(), window[-1].isoformat()],
+             "test_roc_auc": test_metrics.get("roc_auc")}
+    log.info("model %s v%s → %s: %s", cfg.model_name, version.version, decision.alias, decision.reason)
+    context["outlet_events"][assets.model()].extra = extra
+    return extra
