@@ -36,11 +36,13 @@ def _assert_lake_and_registry(settings):
         assert manifest["dt"] == day.isoformat()
         pointer = lake.read_json(s3, bucket, catalog.validated_pointer_key("flights", day))
         assert pointer["version"] == 1
-        prefix = catalog.features_partition(settings.feature_set, day)
-        assert lake.exists(s3, bucket, prefix + "_SUCCESS")
-        features = lake.read_json(s3, bucket, prefix + "_manifest.json")
-        assert features["rows"] == REAL_ROWS[day]
-        assert any(lake.list_objects(s3, bucket, catalog.predictions_partition(settings.model_name, day)))
+        features = catalog.published_one(s3, bucket, catalog.features_partition(settings.feature_set, day))
+        assert features is not None and features.manifest["rows"] == REAL_ROWS[day]
+        # published only after its gate passed, and the manifest says which result let it through
+        gate = lake.read_json(s3, bucket, lake.split_s3_uri(features.manifest["gate_result_uri"])[1])
+        assert gate["passed"] and gate["build"] == features.manifest["build"]
+        predictions = catalog.published_one(s3, bucket, catalog.predictions_partition(settings.model_name, day))
+        assert predictions is not None and predictions.manifest["features_digest"] == features.digest
 
     client = mlflow.MlflowClient(tracking_uri=settings.mlflow_url)
     model = client.get_registered_model(settings.model_name)
@@ -59,13 +61,8 @@ def _assert_lake_and_registry(settings):
 
 
 def _features_frame(s3, bucket, settings, day):
-    import io
-
-    import pandas as pd
-
-    prefix = catalog.features_partition(settings.feature_set, day)
-    parts = [o.key for o in lake.list_objects(s3, bucket, prefix) if o.key.endswith(".parquet")]
-    return pd.concat([pd.read_parquet(io.BytesIO(lake.read_bytes(s3, bucket, k))) for k in parts])
+    part = catalog.published_one(s3, bucket, catalog.features_partition(settings.feature_set, day))
+    return catalog.read_published(s3, bucket, part)
 
 
 def test_pipeline_runs_end_to_end_through_airflow(stack, pipeline_run):
