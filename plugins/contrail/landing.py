@@ -433,14 +433,18 @@ def land_partition(s3: "S3Client", bucket: str, *, dataset: str, dt: date, run: 
         raise check.error()
 
     fingerprint = content_fingerprint(i.sha256 for i in check.good)
+    orphan_taken = False
     for _attempt in range(MAX_VERSION_ATTEMPTS):
         listed = [o.key for o in lake.list_objects(s3, bucket, catalog.landing_partition(dataset, dt))]
         visible, used = versions_in(listed, dataset=dataset, dt=dt)
         current = lake.read_json(s3, bucket, manifest_key(dataset, dt, visible[-1])) if visible else None
         if current is not None and current["content_fingerprint"] == fingerprint:
             return _result(bucket, current, created=False)
-        # a fresh prefix, past any manifest-less orphan a crashed run may have left
-        version = max(used, default=0) + 1
+        # A manifest-less prefix above the current version is what a crashed attempt left: finish
+        # it (its objects are created only if absent, so identical bytes are a no-op) rather than
+        # strand it; if it holds other bytes, take a fresh prefix past it.
+        orphan = max(used) if used and max(used) > (visible[-1] if visible else 0) else None
+        version = orphan if orphan is not None and not orphan_taken else max(used, default=0) + 1
         manifest = build_manifest(check.good, dataset=dataset, dt=dt, version=version, run=run,
                                   previous_version=visible[-1] if visible else None)
         try:
@@ -451,7 +455,8 @@ def land_partition(s3: "S3Client", bucket: str, *, dataset: str, dt: date, run: 
             lake.put_immutable(s3, bucket, manifest_key(dataset, dt, version), lake.json_bytes(manifest),
                                ContentType="application/json")
         except lake.ImmutableObjectError:
-            continue  # another lander took this version first: look again
+            orphan_taken = orphan_taken or version == orphan
+            continue  # another lander took this version first, or the orphan holds other bytes
         return _result(bucket, manifest, created=True)
     raise RuntimeError(f"could not land {dataset} dt={dt}: lost the version race "
                        f"{MAX_VERSION_ATTEMPTS} times")

@@ -209,17 +209,20 @@ class DistanceModel:
 SCORER = stream.Scorer(model=DistanceModel(), model_name=MODEL, model_version="3", run_id="run-3")
 
 
-@pytest.fixture
-def s3(moto_s3: Any) -> Iterator[Any]:
-    client = moto_s3
-    client.create_bucket(Bucket=BUCKET)
+def _publish_batch(client: Any) -> None:
     partition = catalog.features_partition(FEATURE_SET, "2013-01-02")
     buf = io.BytesIO()
     _batch_partition().to_parquet(buf, index=False)
     key = catalog.build_prefix(partition, "b1") + catalog.part_name(0)
     client.put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue())
     catalog.publish_partition(client, BUCKET, partition, {"dt": "2013-01-02", "build": "b1", "parts": [key]})
-    yield client
+
+
+@pytest.fixture
+def s3(moto_s3: Any) -> Iterator[Any]:
+    moto_s3.create_bucket(Bucket=BUCKET)
+    _publish_batch(moto_s3)
+    yield moto_s3
 
 
 def put(s3, name: str, payload: bytes) -> str:
@@ -429,3 +432,55 @@ def test_compaction_is_idempotent_and_leaves_originals_untouched(s3, spark):
     assert other["rows"] == 1 and other["sources"] == 1
     assert stream.compact_day(s3, BUCKET, "2013-01-04") == {
         "dt": "2013-01-04", "rows": 0, "sources": 0, "key": None, "written": False}
+
+
+# --------------------------------------------------------------------------- crash at every write
+
+def _emptied(s3) -> None:
+    lake.delete_keys(s3, BUCKET, [o.key for o in lake.list_objects(s3, BUCKET, "")])
+    _publish_batch(s3)
+
+
+def _per_object_predictions(s3, bucket) -> dict[str, Any]:
+    preds = stream.read_predictions(s3, bucket, MODEL)
+    assert not preds["event_id"].duplicated().any(), "an event was predicted twice"
+    return {key: sorted(group["event_id"]) for key, group in preds.groupby("object_key")}
+
+
+def test_the_ledger_survives_a_crash_at_every_write(s3, spark):
+    from faults import crash_at_every_write
+
+    def fresh():
+        _emptied(s3)
+        keys = [put(s3, "a", body(E1, E2)), put(s3, "b", body(E3, E1, "not json"))]
+        return s3, BUCKET, keys
+
+    state: dict[str, Any] = {}
+
+    def setup():
+        client, bucket, state["keys"] = fresh()
+        return client, bucket
+
+    def step(client, bucket):
+        return stream.process_keys(client, bucket, state["keys"], scorer=SCORER, processed_time=PROCESSED,
+                                   spark=spark, batch=stream.BatchFeatures(client, bucket, FEATURE_SET))
+
+    # claims, predictions, day index, dead letter and ledger entries of two objects
+    assert crash_at_every_write(setup, step, _per_object_predictions) >= 8
+
+
+def test_compaction_survives_a_crash_at_every_write(s3, spark):
+    from faults import crash_at_every_write
+
+    def setup():
+        _emptied(s3)
+        keys = [put(s3, "a", body(E3, E1)), put(s3, "b", body(E2, E1))]
+        run(s3, keys, spark)
+        return s3, BUCKET
+
+    def view(client, bucket):
+        part = catalog.published_one(client, bucket, catalog.warm_prefix("2013-01-02"))
+        return {"2013-01-02": part and (part.manifest["build"], part.parts)}
+
+    # the part, the manifest, then _SUCCESS
+    assert crash_at_every_write(setup, lambda c, b: stream.compact_day(c, b, "2013-01-02"), view) == 3
