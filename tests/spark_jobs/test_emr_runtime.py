@@ -58,7 +58,7 @@ def upstream(version: str) -> str:
     return version.split("-", 1)[0]
 
 
-# ------------------------------------------------------------------ release label (pure)
+# ------------------------------------------------------------------ pure: release label, runtime pick
 
 def test_release_label_runs_the_spark_the_lock_tests():
     label = json.loads(features.EMR_JOB_FLOW_CONFIG.read_text())["ReleaseLabel"]
@@ -69,10 +69,24 @@ def test_release_label_runs_the_spark_the_lock_tests():
         f"{locked_version('pyspark')}: move one of them")
 
 
-def test_serverless_job_names_no_other_release():
-    # the EMR Serverless release is the application's, not the job's: a label in the job
-    # config would be a second, untested one
-    assert "releaseLabel" not in features.EMR_SERVERLESS_JOB_CONFIG.read_text()
+def test_run_local_on_another_runtime_uses_its_spark_and_interpreter(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run(cmd, env, **kwargs):
+        seen.update(cmd=cmd, env=env)
+        return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
+
+    runtime = tmp_path / "venv" / "bin"
+    runtime.mkdir(parents=True)
+    (runtime / "spark-submit").touch()
+    monkeypatch.setattr(features.subprocess, "run", fake_run)
+    # inherited from a session of this suite's own Spark: must not leak into the other runtime
+    monkeypatch.setenv("PYSPARK_PYTHON", "/elsewhere/python3.11")
+    monkeypatch.setenv("PYSPARK_DRIVER_PYTHON", "/elsewhere/python3.11")
+    features.run_local("s3://lake/p.json", artifact=tmp_path / "a.zip", env={}, python=runtime / "python")
+    assert seen["cmd"][0] == str(runtime / "spark-submit")
+    assert seen["env"]["PYSPARK_PYTHON"] == str(runtime / "python")
+    assert "PYSPARK_DRIVER_PYTHON" not in seen["env"]
 
 
 # ------------------------------------------------------------------ the runtime itself
@@ -158,8 +172,9 @@ def test_spark_submit_on_the_emr_runtime_publishes_what_spark_4_does(
     s3, validated = small_lake
     version = package.artifact_version(artifact)
 
-    features.run_local(plan_uri(s3, validated, "flights_v1_spark35", version), artifact=artifact,
-                       env=emulator_env, python=EMR_PYTHON)
+    submitted = features.run_local(plan_uri(s3, validated, "flights_v1_spark35", version),
+                                   artifact=artifact, env=emulator_env, python=EMR_PYTHON)
+    assert f"Running Spark version {locked_version('pyspark')}" in submitted.stderr
     build_features.main(["--plan", plan_uri(s3, validated, "flights_v1_spark4", version), "--io", "local"],
                         spark=spark)
 
