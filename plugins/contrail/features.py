@@ -90,9 +90,9 @@ def plan_features(
     return planned
 
 
-def _spark_submit_executable() -> str:
-    # the venv's spark-submit, next to this interpreter, before anything on PATH
-    beside = Path(sys.executable).parent / "spark-submit"
+def _spark_submit_executable(python: Path | str) -> str:
+    # the venv's spark-submit, next to its interpreter, before anything on PATH
+    beside = Path(python).parent / "spark-submit"
     return str(beside) if beside.exists() else (shutil.which("spark-submit") or "spark-submit")
 
 
@@ -103,10 +103,11 @@ def spark_submit_command(
     *,
     master: str = "local[2]",
     io: str = "local",
+    python: Path | str = sys.executable,
 ) -> list[str]:
-    """The local spark-submit command line of the feature job."""
+    """The local spark-submit command line of the feature job, with the Spark of ``python``'s venv."""
     return [
-        _spark_submit_executable(),
+        _spark_submit_executable(python),
         "--master", master,
         "--conf", "spark.ui.enabled=false",
         "--conf", "spark.sql.shuffle.partitions=4",
@@ -125,18 +126,27 @@ def run_local(
     env: Mapping[str, str],
     entry: Path = ENTRY_POINT,
     master: str = "local[2]",
+    python: Path | str | None = None,
 ) -> subprocess.CompletedProcess:
     """Run the feature job through spark-submit on this machine (local mode).
 
     ``env`` is laid over the current environment; it carries ``AWS_ENDPOINT_URL`` (the
     emulator) and AWS credentials from the caller's connection. The job's code comes from
     the artifact (``--py-files`` goes first on the Python path), the same zip EMR runs.
+    ``python`` picks another runtime: that interpreter and its venv's Spark run the job
+    (the EMR runtime test runs it on Python 3.9 + PySpark 3.5 this way); by default, this
+    interpreter, unless the environment names a ``PYSPARK_PYTHON``.
     """
     full_env = {**os.environ, **env}
-    full_env.setdefault("PYSPARK_PYTHON", sys.executable)
+    if python is None:
+        full_env.setdefault("PYSPARK_PYTHON", sys.executable)
+    else:  # driver and workers both on the named runtime, whatever this process inherited
+        full_env["PYSPARK_PYTHON"] = str(python)
+        full_env.pop("PYSPARK_DRIVER_PYTHON", None)
     full_env.pop("PYTHONPATH", None)
     result = subprocess.run(
-        spark_submit_command(artifact, entry, plan_uri, master=master),
+        spark_submit_command(artifact, entry, plan_uri, master=master,
+                             python=sys.executable if python is None else python),
         env=full_env, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
