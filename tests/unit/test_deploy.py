@@ -303,3 +303,42 @@ def test_check_refuses_a_missing_stack(monkeypatch: pytest.MonkeyPatch, moto_s3:
     monkeypatch.setenv("CONTRAIL_STACK_NAME", "no-such-stack")
     assert _cli() == 1
     assert "stack 'no-such-stack' not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- DAGs on AWS settings
+
+def _stream_dags(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]):
+    import socket
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.delenv("CONTRAIL_STREAM_QUEUE_URL", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    def refuse(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("DAG files must not touch the network at parse time")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    return DagBag(str(REPO_ROOT / "dags" / "stream.py"))
+
+
+def _stream_asset(bag):
+    (asset,) = bag.dags["stream_scoring"].timetable.asset_condition.objects
+    return asset
+
+
+def test_stream_dags_parse_on_aws_without_the_queue_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    bag = _stream_dags(monkeypatch, {"CONTRAIL_ENV": "aws"})
+    assert not bag.import_errors, bag.import_errors
+    assert {"stream_scoring", "stream_sweep", "compaction"} <= set(bag.dag_ids)
+    assert _stream_asset(bag).watchers == []  # the sweep alone keeps the stream scored
+
+
+def test_stream_dags_watch_the_stack_queue_when_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "https://sqs.eu-west-1.amazonaws.com/000000000000/contrail-lake-stream-events"
+    bag = _stream_dags(monkeypatch, {"CONTRAIL_ENV": "aws", "CONTRAIL_STREAM_QUEUE_URL": url})
+    assert not bag.import_errors, bag.import_errors
+    (watcher,) = _stream_asset(bag).watchers
+    assert watcher.trigger.serialize()[1]["sqs_queue"] == url
