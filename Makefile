@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.contrail-installed
 UV_VERSION := 0.13.9
 
-.PHONY: help venv demo test test-fast test-quality-all up down status bootstrap bench lock clean clean-state
+.PHONY: help venv demo test test-fast test-quality-all up down status bootstrap bench lock dist clean clean-state
 
 help:
 	@echo "make demo    - install, start the local stack, run a few days of 2013 through Airflow, stop"
@@ -14,6 +14,7 @@ help:
 	@echo "make down    - stop the local stack (state stays in .contrail/)"
 	@echo "make status  - components, memory, URLs and login"
 	@echo "make bench   - run the benchmarks under bench/"
+	@echo "make dist    - build dist/mwaa/: the DAGs zip, plugins.zip and requirements.txt MWAA takes"
 
 venv: $(STAMP)
 
@@ -53,6 +54,11 @@ bootstrap: $(STAMP)
 bench: $(STAMP)
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# The files an MWAA environment takes (see README "Running on AWS"); deterministic zips.
+dist: $(STAMP)
+	rm -rf dist/mwaa
+	$(BIN)/python -m contrail.stack.dist dist/mwaa
+
 # Re-resolve the lock after editing requirements.in (needs the package index).
 lock:
 	$(BIN)/uv pip compile -q -p 3.11 requirements.in -o requirements.lock
@@ -62,4 +68,4 @@ clean-state:
 	rm -rf .contrail
 
 clean: clean-state
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info
