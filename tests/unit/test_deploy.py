@@ -162,7 +162,7 @@ def test_the_workers_may_pass_only_the_emr_roles() -> None:
     assert {r["Fn::GetAtt"][0] for r in passing[0]["Resource"]} == {
         "EmrServiceRole", "EmrInstanceRole", "EmrServerlessJobRole"}
     # on "*" only what IAM cannot scope to a resource, or what creates the resource (tag-conditioned)
-    unscoped = {a for s in statements if s["Resource"] == "*" for a in bootstrap._as_list(s["Action"])}
+    unscoped = {a for s in statements if s.get("Resource") == "*" for a in bootstrap._as_list(s["Action"])}
     assert unscoped == {"s3:GetAccountPublicAccessBlock", "cloudwatch:PutMetricData",
                         "elasticmapreduce:RunJobFlow", "elasticmapreduce:AddTags"}
 
