@@ -342,3 +342,39 @@ def test_stream_dags_watch_the_stack_queue_when_known(monkeypatch: pytest.Monkey
     assert not bag.import_errors, bag.import_errors
     (watcher,) = _stream_asset(bag).watchers
     assert watcher.trigger.serialize()[1]["sqs_queue"] == url
+
+
+# --------------------------------------------------------------------------- the local emulator
+
+@pytest.fixture
+def emulator_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto server on a free loopback port, named by CONTRAIL_EMULATOR_URL as compose names moto."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    for key, value in {"CONTRAIL_ENV": "local", "CONTRAIL_EMULATOR_URL": url, "CONTRAIL_BUCKET": BUCKET,
+                       "CONTRAIL_EMULATOR_PORT": "1"}.items():  # the URL wins over the port
+        monkeypatch.setenv(key, value)
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+def test_local_bootstrap_then_check(emulator_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = load_settings()
+    assert settings.emulator_url == emulator_url
+    identifiers = bootstrap.bootstrap(settings)
+    assert identifiers["stream_queue_url"].startswith(emulator_url)
+    assert _cli("--check") == 0, capsys.readouterr().out
+    s3 = bootstrap.lake.client("s3", settings)
+    s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={})
+    assert any("no s3:ObjectCreated:* notification for stream/" in p for p in bootstrap.check(settings))
+    assert _cli() == 0 and bootstrap.check(settings) == []  # bootstrap is idempotent and repairs it
