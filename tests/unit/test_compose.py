@@ -205,3 +205,12 @@ def test_images_are_pinned_and_dependencies_exist(compose: dict[str, Any]) -> No
             assert dependency in services, f"{name} depends on unknown {dependency}"
     assert not {"minio"} & set(services)  # one emulator serves S3, SQS and Firehose
     assert compose["services"]["airflow-init"]["command"][0].endswith("contrail bootstrap && contrail bootstrap --check")
+
+
+def test_service_urls_from_the_environment() -> None:
+    named = load_settings({"CONTRAIL_EMULATOR_URL": "http://moto:4566/", "CONTRAIL_MLFLOW_URL": "http://mlflow:5000"})
+    assert (named.emulator_url, named.mlflow_url) == ("http://moto:4566", "http://mlflow:5000")
+    assert load_settings({}).emulator_url == "http://127.0.0.1:4566"  # loopback without them
+    assert load_settings({"CONTRAIL_ENV": "aws", "CONTRAIL_EMULATOR_URL": "http://moto:4566"}).emulator_url is None
+    with pytest.raises(ValueError, match="CONTRAIL_MLFLOW_URL must be an http"):
+        load_settings({"CONTRAIL_MLFLOW_URL": "mlflow:5000"})

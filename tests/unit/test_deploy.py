@@ -371,6 +371,7 @@ def emulator_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def test_local_bootstrap_then_check(emulator_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     settings = load_settings()
     assert settings.emulator_url == emulator_url
+    assert bootstrap.check(settings) == [f"queue {settings.stream_queue} does not exist: run `contrail bootstrap`"]
     identifiers = bootstrap.bootstrap(settings)
     assert identifiers["stream_queue_url"].startswith(emulator_url)
     assert _cli("--check") == 0, capsys.readouterr().out

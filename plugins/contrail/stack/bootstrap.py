@@ -395,7 +395,12 @@ def check(settings: Settings, outputs: Mapping[str, str] | None = None) -> list[
     problems: list[str] = []
     s3, sqs, firehose = (lake.client(name, settings) for name in ("s3", "sqs", "firehose"))
     if settings.is_local:
-        url = sqs.get_queue_url(QueueName=settings.stream_queue)["QueueUrl"]
+        from botocore.exceptions import ClientError
+
+        try:
+            url = sqs.get_queue_url(QueueName=settings.stream_queue)["QueueUrl"]
+        except ClientError:
+            return [f"queue {settings.stream_queue} does not exist: run `contrail bootstrap`"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         problems += _problems_of("bucket", lambda: _check_bucket(s3, settings.bucket, arn, hardened=False))
         problems += _problems_of("queue", lambda: _check_queue(sqs, url, arn, settings.bucket, dead_letter=False))
