@@ -11,7 +11,7 @@ VENV_EMR   ?= .venv-emr
 EMR_LOCK   := spark_jobs/requirements-emr.lock
 EMR_STAMP  := $(VENV_EMR)/.contrail-installed
 
-.PHONY: help venv venv-emr lock-emr demo test test-fast test-quality-all up down status bootstrap bench lock clean clean-state
+.PHONY: help venv venv-emr lock-emr demo test test-fast test-quality-all up down status bootstrap bench lock dist clean clean-state
 
 help:
 	@echo "make demo    - install, start the local stack, run a few days of 2013 through Airflow, stop"
@@ -21,6 +21,7 @@ help:
 	@echo "make down    - stop the local stack (state stays in .contrail/)"
 	@echo "make status  - components, memory, URLs and login"
 	@echo "make bench   - run the benchmarks under bench/"
+	@echo "make dist    - build dist/mwaa/: the DAGs zip, plugins.zip and requirements.txt MWAA takes"
 
 venv: $(STAMP)
 
@@ -72,6 +73,11 @@ bootstrap: $(STAMP)
 bench: $(STAMP)
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# The files an MWAA environment takes (see README "Running on AWS"); deterministic zips.
+dist: $(STAMP)
+	rm -rf dist/mwaa
+	$(BIN)/python -m contrail.stack.dist dist/mwaa
+
 # Re-resolve the lock after editing requirements.in (needs the package index).
 lock:
 	$(BIN)/uv pip compile -q -p 3.11 requirements.in -o requirements.lock
@@ -84,4 +90,4 @@ clean-state:
 	rm -rf .contrail
 
 clean: clean-state
-	rm -rf $(VENV) $(VENV_EMR) build *.egg-info
+	rm -rf $(VENV) $(VENV_EMR) build dist *.egg-info

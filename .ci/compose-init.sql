@@ -1,1 +1,1 @@
-CREATE DATABASE mlflow OWNER airflow;
+CREATE DATABASE mlflow OWNER contrail;

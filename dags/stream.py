@@ -9,7 +9,9 @@ malformed, inconsistent or duplicate records go to `deadletter/stream/invalid/fl
 
 **`stream_sweep`** runs every 15 minutes as the safety net (a lost notification, a run that
 failed for good, objects that arrived before a champion existed): it processes every object
-older than two minutes that is not in the ledger.
+older than two minutes that is not in the ledger. On AWS the queue URL is the stack's
+(`CONTRAIL_STREAM_QUEUE_URL`, written by `contrail bootstrap --env-file`); without it
+`stream_scoring` has no watcher and the sweep alone keeps the stream scored.
 
 Both call the same task. Exactly once: an object is done only when its entry exists in the
 append-only ledger `ledger/stream/flights/objects/`, written last; outputs before it have
@@ -21,6 +23,7 @@ deterministic keys, and each event is claimed once across objects.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
@@ -31,7 +34,16 @@ from contrail.dag_defaults import DEFAULT_ARGS, TAGS
 from contrail.settings import load_settings
 from contrail.stream import queue_url
 
+log = logging.getLogger(__name__)
 settings = load_settings()
+
+try:
+    stream_queue_url: str | None = queue_url(settings)
+except ValueError as missing:
+    # On AWS the URL comes from the stack (`contrail bootstrap --env-file`). Without it the DAGs
+    # still load: no watcher, so stream_scoring waits and stream_sweep scores every 15 minutes.
+    stream_queue_url = None
+    log.warning("stream_scoring has no SQS watcher: %s", missing)
 
 # One asset per Firehose prefix; its watcher turns each SQS message into an asset event.
 stream_objects = Asset(
@@ -42,14 +54,14 @@ stream_objects = Asset(
         name="stream_flights_sqs",
         trigger=MessageQueueTrigger(
             scheme="sqs",
-            sqs_queue=queue_url(settings),
+            sqs_queue=stream_queue_url,
             aws_conn_id=settings.aws_conn_id,
             # long-poll 5 s, then re-poll after 1 s: freshness is the point of this path
             wait_time_seconds=5,
             waiter_delay=1,
             max_messages=10,
         ),
-    )],
+    )] if stream_queue_url else [],
 )
 
 with DAG(

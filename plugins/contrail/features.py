@@ -19,13 +19,15 @@ import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from contrail import catalog
-from contrail.settings import DATASETS, REPO_ROOT
+from contrail.settings import DATASETS
 
-ENTRY_POINT = REPO_ROOT / "spark_jobs" / "main.py"
+# package data: contrail_spark/main.py links spark_jobs/main.py
+ENTRY_POINT = Path(str(files("contrail_spark").joinpath("main.py")))
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 EMR_JOB_FLOW_CONFIG = CONFIG_DIR / "emr_job_flow.json"
 EMR_SERVERLESS_JOB_CONFIG = CONFIG_DIR / "emr_serverless_job.json"

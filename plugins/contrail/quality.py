@@ -33,6 +33,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from functools import cached_property
+from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -40,14 +41,14 @@ import pandas as pd
 
 from contrail.catalog import DATA_DOCS_PREFIX, dt_str
 from contrail.lake import s3_uri
-from contrail.settings import REPO_ROOT
 
 if TYPE_CHECKING:  # pragma: no cover
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
-SUITES_DIR = REPO_ROOT / "expectations"
+# package data: plugins/contrail/expectations links the top-level expectations/ folder
+SUITES_DIR = Path(str(files("contrail").joinpath("expectations")))
 SUITES: tuple[str, ...] = ("flights_raw", "weather_raw", "features")
 SEVERITIES: tuple[str, ...] = ("critical", "warning")
 OUTCOME_COLUMNS: tuple[str, ...] = ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time")

@@ -4,7 +4,13 @@
 server on SQLite, a Spark Connect server (the micro-batch path's warm Spark) and Airflow on
 SQLite, all on loopback, with state under ``.contrail/``.
 ``aws`` is real S3 / EMR / MLflow; endpoints and credentials then come only from Airflow
-connections (``aws_default``, ``mlflow_default``) or the standard AWS environment.
+connections (``aws_default``, ``mlflow_default``) or the standard AWS environment, and the
+resources are those of the CloudFormation stack ``CONTRAIL_STACK_NAME`` (``deploy/contrail.yaml``),
+whose outputs ``contrail bootstrap`` reads.
+
+Services on other hosts (containers, ``docker-compose.yml``) are named by URL:
+``CONTRAIL_EMULATOR_URL``, ``CONTRAIL_MLFLOW_URL``, ``CONTRAIL_AIRFLOW_URL`` (and
+``CONTRAIL_SPARK_REMOTE``); without them every service is on loopback at its port.
 
 Nothing here touches the network: DAG files may call :func:`load_settings` at parse time.
 """
@@ -51,6 +57,12 @@ class Settings:
     stream_drain_idle_s: float = 20.0
     aws_conn_id: str = "aws_default"
     mlflow_conn_id: str = "mlflow_default"
+    # the CloudFormation stack holding the AWS resources (aws mode)
+    stack_name: str = "contrail"
+    # service URLs when they are not on loopback (a container's service name, say)
+    emulator_endpoint: str | None = None
+    mlflow_endpoint: str | None = None
+    airflow_endpoint: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -59,15 +71,17 @@ class Settings:
     @property
     def emulator_url(self) -> str | None:
         """Endpoint of the AWS API emulator, or None on real AWS."""
-        return f"http://{self.host}:{self.ports.emulator}" if self.is_local else None
+        if not self.is_local:
+            return None
+        return self.emulator_endpoint or f"http://{self.host}:{self.ports.emulator}"
 
     @property
     def mlflow_url(self) -> str:
-        return f"http://{self.host}:{self.ports.mlflow}"
+        return self.mlflow_endpoint or f"http://{self.host}:{self.ports.mlflow}"
 
     @property
     def airflow_url(self) -> str:
-        return f"http://{self.host}:{self.ports.airflow}"
+        return self.airflow_endpoint or f"http://{self.host}:{self.ports.airflow}"
 
     @property
     def stream_queue(self) -> str:
@@ -101,6 +115,13 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _url(environ: Mapping[str, str], name: str) -> str | None:
+    raw = (environ.get(name) or "").rstrip("/")
+    if raw and not raw.startswith(("http://", "https://")):
+        raise ValueError(f"{name} must be an http(s):// URL, got {raw!r}")
+    return raw or None
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve settings from environment variables (defaults give the local stack)."""
     environ = os.environ if environ is None else environ
@@ -132,4 +153,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ports=ports,
         spark_remote=remote,
         stream_drain_idle_s=_float(environ, "CONTRAIL_STREAM_DRAIN_IDLE_S", 20.0),
+        stack_name=environ.get("CONTRAIL_STACK_NAME") or "contrail",
+        emulator_endpoint=_url(environ, "CONTRAIL_EMULATOR_URL"),
+        mlflow_endpoint=_url(environ, "CONTRAIL_MLFLOW_URL"),
+        airflow_endpoint=_url(environ, "CONTRAIL_AIRFLOW_URL"),
     )
