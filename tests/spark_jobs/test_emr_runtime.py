@@ -9,7 +9,6 @@ without Python 3.9 fails here, naming what to install: it never skips.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -21,7 +20,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from contrail import features, lake
+from contrail import catalog, features, lake
 from contrail.settings import REPO_ROOT
 from contrail_spark import build_features, package
 
@@ -150,17 +149,17 @@ def small_lake(emulator_env, land_day) -> tuple:
 
 def plan_uri(s3, validated, feature_set: str, job_version: str) -> str:
     plan = features.plan_features(validated, [TARGET], LOOKBACK, feature_set=feature_set,
-                                  job_version=job_version, bucket=BUCKET)
-    key = f"tmp/plans/{feature_set}.json"
+                                  job_version=job_version, bucket=BUCKET, build="emr-runtime")
+    key = catalog.feature_plan_key(feature_set, "emr-runtime")
     lake.put_json(s3, BUCKET, key, plan)
     return lake.s3_uri(BUCKET, key)
 
 
-def published(s3, feature_set: str) -> tuple[dict, pd.DataFrame]:
-    prefix = lake.features_prefix(feature_set, TARGET)
-    assert lake.exists(s3, BUCKET, prefix + "_SUCCESS")
-    frame = pd.read_parquet(io.BytesIO(lake.read_bytes(s3, BUCKET, prefix + "part-00000.snappy.parquet")))
-    return lake.read_json(s3, BUCKET, prefix + "_manifest.json"), frame
+def staged(s3, feature_set: str) -> tuple[dict, pd.DataFrame]:
+    """The build the job staged for the target (what the features gate audits next)."""
+    partition = catalog.features_partition(feature_set, TARGET)
+    manifest = lake.read_json(s3, BUCKET, catalog.staged_manifest_key(partition, "emr-runtime"))
+    return manifest, catalog.read_parts(s3, BUCKET, manifest["parts"])
 
 
 @pytest.mark.spark
@@ -178,8 +177,8 @@ def test_spark_submit_on_the_emr_runtime_publishes_what_spark_4_does(
     build_features.main(["--plan", plan_uri(s3, validated, "flights_v1_spark4", version), "--io", "local"],
                         spark=spark)
 
-    manifest35, rows35 = published(s3, "flights_v1_spark35")
-    manifest4, rows4 = published(s3, "flights_v1_spark4")
+    manifest35, rows35 = staged(s3, "flights_v1_spark35")
+    manifest4, rows4 = staged(s3, "flights_v1_spark4")
     assert manifest35["job_version"] == version
     assert manifest35["rows"] == len(rows35) > 0
     assert manifest35["inputs"] == manifest4["inputs"]
