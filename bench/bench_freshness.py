@@ -58,7 +58,8 @@ def replay_and_wait(settings, day: date, speedup: float, *, on_tick=None, on_sta
     """
     import threading
 
-    from contrail import lake, nycflights, stream
+    from contrail import lake, nycflights
+    from contrail.stream import ledger
     from contrail.simulate import replay_stream, schedule_events
 
     s3 = lake.s3_client(settings)
@@ -76,7 +77,7 @@ def replay_and_wait(settings, day: date, speedup: float, *, on_tick=None, on_sta
     while True:
         if on_tick:
             on_tick()
-        preds = stream.read_predictions(s3, settings.bucket, settings.model_name, day)
+        preds = ledger.read_predictions(s3, settings.bucket, settings.model_name, day)
         if not producer.is_alive() and wanted <= set(preds["event_id"]):
             break
         if len(preds) > seen:
@@ -98,7 +99,8 @@ def report(name: str, values: list[float]) -> None:
 
 
 def event_path(settings, api, day: date, speedup: float) -> None:
-    from contrail import lake, stream
+    from contrail import lake
+    from contrail.stream import ledger
 
     api.set_paused("stream_sweep", True)
     api.set_paused("stream_scoring", False)
@@ -115,7 +117,7 @@ def event_path(settings, api, day: date, speedup: float) -> None:
     event = replay_and_wait(settings, day, speedup, on_stall=safety_net)
     report(f"event path incl. safety-net sweep, {day} at {speedup:g}x", list(event.values()))
     if rescue:
-        preds = stream.read_predictions(lake.s3_client(settings), settings.bucket, settings.model_name, day)
+        preds = ledger.read_predictions(lake.s3_client(settings), settings.bucket, settings.model_name, day)
         late = set(preds.loc[preds["visible_time"].map(lambda t: t.timestamp()) >= rescue[0], "event_id"])
         report("event path alone (events scored before the safety-net sweep)",
                [v for e, v in event.items() if e not in late])

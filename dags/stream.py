@@ -32,7 +32,7 @@ from airflow.sdk import DAG, Asset, AssetWatcher, task
 from contrail import assets
 from contrail.dag_defaults import DEFAULT_ARGS, TAGS
 from contrail.settings import load_settings
-from contrail.stream import queue_url
+from contrail.stream.events import queue_url
 
 log = logging.getLogger(__name__)
 settings = load_settings()
@@ -78,7 +78,7 @@ with DAG(
 
     @task(outlets=[assets.predictions()], retry_delay=timedelta(seconds=5))
     def score_objects(**context) -> dict:
-        from contrail.stream import process_from_context
+        from contrail.stages.stream import process_from_context
 
         return process_from_context(context, mode="event")
 
@@ -98,7 +98,7 @@ with DAG(
 
     @task(outlets=[assets.predictions()])
     def score_objects(**context) -> dict:
-        from contrail.stream import process_from_context
+        from contrail.stages.stream import process_from_context
 
         return process_from_context(context, mode="sweep")
 
@@ -121,7 +121,7 @@ with DAG(
 
     @task
     def compact_day(**context) -> dict:
-        from contrail.stream import compact_from_context
+        from contrail.stages.stream import compact_from_context
 
         return compact_from_context(context)
 

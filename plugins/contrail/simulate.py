@@ -34,6 +34,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from contrail import catalog, lake, nycflights
+from contrail.stream.events import SCHEDULE_FIELDS, event_id
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -46,11 +47,6 @@ STREAM_PREFIX = catalog.STREAM_PREFIX
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_PUT_ATTEMPTS = 5
-# Fields of a schedule event, in order; everything here is known before departure.
-SCHEDULE_FIELDS: tuple[str, ...] = (
-    "year", "month", "day", "sched_dep_time", "sched_arr_time", "carrier", "flight", "tailnum",
-    "origin", "dest", "distance", "hour", "minute", "time_hour",
-)
 OUTCOME_FIELDS: frozenset[str] = frozenset({"dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"})
 LOCAL_ROLE_ARN = "arn:aws:iam::123456789012:role/contrail-firehose-delivery"
 
@@ -93,11 +89,6 @@ def day_range(first: date, last: date) -> list[date]:
 
 
 # --------------------------------------------------------------------------- stream
-
-
-def event_id(carrier: str, flight: int, origin: str, scheduled: datetime) -> str:
-    """Stable id: ``<carrier>-<flight>-<origin>-<scheduled departure, local, to the minute>``."""
-    return f"{carrier}-{flight}-{origin}-{scheduled.strftime('%Y-%m-%dT%H:%M')}"
 
 
 def _plain(value: Any) -> Any:

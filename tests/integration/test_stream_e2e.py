@@ -58,7 +58,8 @@ def batch_ready(stack, request):
 
 
 def test_stream_events_are_scored_once_through_the_triggerer(batch_ready):
-    from contrail import nycflights, stream
+    from contrail import nycflights
+    from contrail.stream import ledger
     from contrail.simulate import encode_event, replay_stream, schedule_events
     from contrail.stack.api import AirflowClient
     from contrail.stack.local import wait_for_dags
@@ -82,20 +83,20 @@ def test_stream_events_are_scored_once_through_the_triggerer(batch_ready):
     wanted = {e["event_id"] for e in events}
 
     def all_scored():
-        preds = stream.read_predictions(s3, bucket, settings.model_name)
-        return wanted <= set(preds["event_id"]) and not stream.unledgered(s3, bucket)
+        preds = ledger.read_predictions(s3, bucket, settings.model_name)
+        return wanted <= set(preds["event_id"]) and not ledger.unledgered(s3, bucket)
 
     try:
         _wait(all_scored, "the event path to score every streamed event", timeout=STALL_S)
     except TimeoutError:
         # Airflow 3.3 may strand asset events that arrive while the DAG is at max_active_runs
         # until the next event arrives (apache/airflow#56050): the sweep is the safety net
-        by_events = stream.read_predictions(s3, bucket, settings.model_name)
+        by_events = ledger.read_predictions(s3, bucket, settings.model_name)
         assert len(by_events) > 0, "the event path scored nothing"
         api.set_paused("stream_sweep", False)
         api.trigger("stream_sweep", logical_date=None)
         _wait(all_scored, "the safety-net sweep to score the rest")
-    preds = stream.read_predictions(s3, bucket, settings.model_name)
+    preds = ledger.read_predictions(s3, bucket, settings.model_name)
     assert preds["event_id"].is_unique and set(preds["event_id"]) == wanted
     assert (preds["dt"] == "2013-01-03").all() and (preds["features_dt"] == "2013-01-03").all()
     assert preds["probability"].between(0, 1).all() and preds["model_version"].notna().all()
@@ -104,7 +105,7 @@ def test_stream_events_are_scored_once_through_the_triggerer(batch_ready):
     assert not [r for r in runs if r["state"] == "failed"], runs
 
     dead = [lake.read_json(s3, bucket, o.key)
-            for o in lake.list_objects(s3, bucket, stream.DEADLETTER_PREFIX)]
+            for o in lake.list_objects(s3, bucket, catalog.DEADLETTER_PREFIX)]
     reasons = sorted(r["reason"].split(":")[0] for d in dead for r in d["records"])
     assert reasons == ["duplicate event_id", "malformed JSON", "wrong type"]
 
@@ -128,6 +129,6 @@ def test_stream_events_are_scored_once_through_the_triggerer(batch_ready):
           in ("success", "failed"), "the sweep run", timeout=300)
     assert api.request("GET", f"/dags/stream_sweep/dagRuns/{sweep['dag_run_id']}")["state"] == "success"
 
-    after = stream.read_predictions(s3, bucket, settings.model_name)
+    after = ledger.read_predictions(s3, bucket, settings.model_name)
     assert len(after) == len(preds) and after["event_id"].is_unique
     assert not [r for r in api.runs("stream_scoring") if r["state"] == "failed"]

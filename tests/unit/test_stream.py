@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contrail import catalog, lake, stream
+from contrail import catalog, lake
+from contrail.stream import compaction, events, ledger, lookups
 from contrail.settings import load_settings
 from contrail.simulate import encode_event, event_id
 from contrail.training import FEATURES
@@ -53,12 +54,12 @@ E3 = make_event(carrier="B6", flight=725, origin="JFK", dest="BQN", when=datetim
 
 def test_queue_url_is_built_without_network():
     local = load_settings({"CONTRAIL_EMULATOR_PORT": "14566", "CONTRAIL_BUCKET": "b"})
-    assert stream.queue_url(local) == "http://127.0.0.1:14566/123456789012/b-stream-events"
+    assert events.queue_url(local) == "http://127.0.0.1:14566/123456789012/b-stream-events"
     aws = load_settings({"CONTRAIL_ENV": "aws"})
     with pytest.raises(ValueError, match="CONTRAIL_STREAM_QUEUE_URL"):
-        stream.queue_url(aws, {})
+        events.queue_url(aws, {})
     url = "https://sqs.us-east-1.amazonaws.com/111122223333/contrail-lake-stream-events"
-    assert stream.queue_url(aws, {"CONTRAIL_STREAM_QUEUE_URL": url}) == url
+    assert events.queue_url(aws, {"CONTRAIL_STREAM_QUEUE_URL": url}) == url
 
 
 def _notification(*keys: str, event: str = "ObjectCreated:Put") -> str:
@@ -70,12 +71,12 @@ def _notification(*keys: str, event: str = "ObjectCreated:Put") -> str:
 
 def test_notifications_skip_the_test_event_and_decode_keys():
     test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET})
-    assert stream.keys_from_notification(test_event) == []
-    assert stream.keys_from_notification("not json") == []
+    assert events.keys_from_notification(test_event) == []
+    assert events.keys_from_notification("not json") == []
     key = "stream/flights/2026/11/29/09/contrail lake-flight-events-1-2026-11-29-09-00-00-ab:cd"
-    assert stream.keys_from_notification(_notification(key)) == [key]
-    assert stream.keys_from_notification(_notification("incoming/x.csv")) == []
-    assert stream.keys_from_notification(_notification(key, event="ObjectRemoved:Delete")) == []
+    assert events.keys_from_notification(_notification(key)) == [key]
+    assert events.keys_from_notification(_notification("incoming/x.csv")) == []
+    assert events.keys_from_notification(_notification(key, event="ObjectRemoved:Delete")) == []
 
 
 def test_asset_events_give_each_key_once_in_order():
@@ -86,7 +87,7 @@ def test_asset_events_give_each_key_once_in_order():
         {"from_trigger": True, "payload": {"message_batch": [{"Body": _notification(b, a)}]}},
         None,
     ]
-    assert stream.keys_from_asset_events(extras) == [a, b]
+    assert events.keys_from_asset_events(extras) == [a, b]
 
 
 @pytest.mark.parametrize("change, reason", [
@@ -100,14 +101,14 @@ def test_asset_events_give_each_key_once_in_order():
     ({"day": 31, "month": 2}, "invalid date"),
 ])
 def test_validation_names_the_reason(change, reason):
-    assert stream.validate_event(E1) is None
-    assert stream.validate_event({**E1, "tailnum": None}) is None
-    assert reason in stream.validate_event({**E1, **change})
+    assert events.validate_event(E1) is None
+    assert events.validate_event({**E1, "tailnum": None}) is None
+    assert reason in events.validate_event({**E1, **change})
 
 
 def test_bad_lines_are_rejected_and_the_batch_goes_on():
     missing = {k: v for k, v in E2.items() if k != "dest"}
-    parsed = stream.parse_object(body(E1, "{not json", missing, "", "[1, 2]", E1, E3))
+    parsed = events.parse_object(body(E1, "{not json", missing, "", "[1, 2]", E1, E3))
     assert [e["event_id"] for e in parsed.events] == [E1["event_id"], E3["event_id"]]
     reasons = {r.line: r.reason for r in parsed.rejected}
     assert reasons[2].startswith("malformed JSON")
@@ -136,21 +137,21 @@ def _batch_partition(dt: str = "2013-01-02") -> pd.DataFrame:
     return frame
 
 
-def _schedule(events) -> pd.DataFrame:
+def _schedule(records) -> pd.DataFrame:
     """What schedule_frame returns, built by hand for the pure join test."""
     return pd.DataFrame({
-        "flight_id": [e["event_id"] for e in events], "dt": [stream.event_day(e) for e in events],
-        "time_hour": pd.to_datetime([e["time_hour"] for e in events]).tz_localize(None),
-        "origin": [e["origin"] for e in events], "dest": [e["dest"] for e in events],
-        "carrier": [e["carrier"] for e in events],
-        "route": [f"{e['origin']}-{e['dest']}" for e in events],
-        "distance": [e["distance"] for e in events], "sched_dep_hour": [e["hour"] for e in events],
+        "flight_id": [e["event_id"] for e in records], "dt": [events.event_day(e) for e in records],
+        "time_hour": pd.to_datetime([e["time_hour"] for e in records]).tz_localize(None),
+        "origin": [e["origin"] for e in records], "dest": [e["dest"] for e in records],
+        "carrier": [e["carrier"] for e in records],
+        "route": [f"{e['origin']}-{e['dest']}" for e in records],
+        "distance": [e["distance"] for e in records], "sched_dep_hour": [e["hour"] for e in records],
         "sched_dep_weekday": 3, "month": 1,
     })
 
 
 def test_batch_lookups_join_per_key_and_weather_only_on_the_same_day():
-    out = stream.join_batch_lookups(_schedule([E1, E2, E3]), _batch_partition(), "2013-01-02")
+    out = lookups.join_batch_lookups(_schedule([E1, E2, E3]), _batch_partition(), "2013-01-02")
     ua, aa, b6 = (out.set_index("carrier").loc[c] for c in ("UA", "AA", "B6"))
     assert ua["carrier_ontime_7d"] == pytest.approx(0.17) and ua["route_flights_28d"] == 280
     assert ua["temp"] == 39.0 and b6["temp"] == 41.0
@@ -161,11 +162,11 @@ def test_batch_lookups_join_per_key_and_weather_only_on_the_same_day():
     assert set(FEATURES) <= set(out.columns) and (out["features_dt"] == "2013-01-02").all()
     assert all(out[c].dtype == "float64" for c in FEATURES[4:])
 
-    stale = stream.join_batch_lookups(_schedule([E1]), _batch_partition("2013-01-01"), "2013-01-01")
+    stale = lookups.join_batch_lookups(_schedule([E1]), _batch_partition("2013-01-01"), "2013-01-01")
     assert stale.loc[0, "carrier_ontime_7d"] == pytest.approx(0.17)  # stale trailing rates are kept
     assert np.isnan(stale.loc[0, "temp"])  # yesterday's weather is not guessed into today
 
-    none = stream.join_batch_lookups(_schedule([E1]), None, None)
+    none = lookups.join_batch_lookups(_schedule([E1]), None, None)
     looked_up = list(FEATURES[FEATURES.index("temp"):])
     assert none[looked_up].isna().all().all() and none.loc[0, "features_dt"] is None
     assert none.loc[0, "distance"] == 1400.0
@@ -173,9 +174,9 @@ def test_batch_lookups_join_per_key_and_weather_only_on_the_same_day():
 
 def test_partition_on_or_before_never_looks_ahead():
     days = [date(2013, 1, 1), date(2013, 1, 3)]
-    assert stream.partition_on_or_before(days, date(2013, 1, 2)) == date(2013, 1, 1)
-    assert stream.partition_on_or_before(days, date(2013, 1, 3)) == date(2013, 1, 3)
-    assert stream.partition_on_or_before(days, date(2012, 12, 31)) is None
+    assert lookups.partition_on_or_before(days, date(2013, 1, 2)) == date(2013, 1, 1)
+    assert lookups.partition_on_or_before(days, date(2013, 1, 3)) == date(2013, 1, 3)
+    assert lookups.partition_on_or_before(days, date(2012, 12, 31)) is None
 
 
 # --------------------------------------------------------------------------- S3 (moto) + Spark
@@ -183,13 +184,13 @@ def test_partition_on_or_before_never_looks_ahead():
 
 @pytest.fixture(scope="module")
 def spark():
-    session = stream.local_spark()
+    session = lookups.local_spark()
     yield session
     session.stop()
 
 
 def test_schedule_features_come_from_the_batch_transform(spark):
-    out = stream.schedule_frame([E1, E3], spark)
+    out = lookups.schedule_frame([E1, E3], spark)
     assert list(out["flight_id"]) == ["UA-1545-EWR-201301020515", "B6-725-JFK-201301020600"]
     assert list(out["dt"]) == ["2013-01-02", "2013-01-02"]
     assert list(out["sched_dep_weekday"]) == [3, 3]  # 2013-01-02 was a Wednesday
@@ -206,7 +207,7 @@ class DistanceModel:
         return np.column_stack([1 - p, p])
 
 
-SCORER = stream.Scorer(model=DistanceModel(), model_name=MODEL, model_version="3", run_id="run-3")
+SCORER = ledger.Scorer(model=DistanceModel(), model_name=MODEL, model_version="3", run_id="run-3")
 
 
 def _publish_batch(client: Any) -> None:
@@ -232,8 +233,8 @@ def put(s3, name: str, payload: bytes) -> str:
 
 
 def run(s3, keys, spark) -> dict:
-    return stream.process_keys(s3, BUCKET, keys, scorer=SCORER, processed_time=PROCESSED, spark=spark,
-                               batch=stream.BatchFeatures(s3, BUCKET, FEATURE_SET))
+    return ledger.process_keys(s3, BUCKET, keys, scorer=SCORER, processed_time=PROCESSED, spark=spark,
+                               batch=lookups.BatchFeatures(s3, BUCKET, FEATURE_SET))
 
 
 def predictions(s3) -> pd.DataFrame:
@@ -248,7 +249,7 @@ def test_an_object_is_scored_once_across_reruns_and_duplicate_notifications(s3, 
     assert (first["objects"], first["already_processed"], first["scored"]) == (1, 1, 2)
     again = run(s3, [a], spark)  # a re-run, a late duplicate notification, the sweep
     assert (again["objects"], again["already_processed"]) == (0, 1)
-    assert stream.unledgered(s3, BUCKET) == []
+    assert ledger.unledgered(s3, BUCKET) == []
 
     preds = predictions(s3)
     assert sorted(preds["event_id"]) == sorted([E1["event_id"], E2["event_id"]])
@@ -256,8 +257,8 @@ def test_an_object_is_scored_once_across_reruns_and_duplicate_notifications(s3, 
     assert row["probability"] == pytest.approx(0.7) and row["label"] == 1
     assert (row["model_version"], row["features_dt"], row["dt"]) == ("3", "2013-01-02", "2013-01-02")
     assert (row["event_time"], row["processed_time"], row["object_key"]) == (E1["event_time"], PROCESSED, a)
-    ledger = lake.read_json(s3, BUCKET, catalog.ledger_key(a))
-    assert ledger["scored"] == 2 and ledger["days"] == ["2013-01-02"] and ledger["rejected"] == {}
+    entry = lake.read_json(s3, BUCKET, catalog.ledger_key(a))
+    assert entry["scored"] == 2 and entry["days"] == ["2013-01-02"] and entry["rejected"] == {}
 
 
 def test_a_task_killed_before_its_ledger_entry_reprocesses_without_duplicates(s3, spark, monkeypatch):
@@ -274,10 +275,10 @@ def test_a_task_killed_before_its_ledger_entry_reprocesses_without_duplicates(s3
         run(s3, [a], spark)
     assert not lake.exists(s3, BUCKET, catalog.ledger_key(a))
     assert len(predictions(s3)) == 2  # outputs were written, the ledger was not
-    assert stream.unledgered(s3, BUCKET) == [a]  # so the sweep (or a retry) takes it again
+    assert ledger.unledgered(s3, BUCKET) == [a]  # so the sweep (or a retry) takes it again
 
     monkeypatch.setattr(lake, "put_immutable", real_put_immutable)
-    retry = run(s3, stream.unledgered(s3, BUCKET), spark)
+    retry = run(s3, ledger.unledgered(s3, BUCKET), spark)
     # its own claims are recognised: nothing is dead-lettered as a duplicate of itself
     assert (retry["objects"], retry["scored"], retry["rejected"]) == (1, 2, {})
     preds = predictions(s3)
@@ -308,12 +309,12 @@ def test_claims_go_to_the_first_object_in_delivery_order_and_outlive_the_batch(s
 
     a, b, c = "stream/flights/a", "stream/flights/b", "stream/flights/c"
     with ThreadPoolExecutor(8) as pool:  # parallel PUTs: ownership must not depend on timing
-        owners = stream.claim_events(s3, BUCKET, [(b, [E2, E3]), (a, [E1, E2])], pool=pool)
+        owners = ledger.claim_events(s3, BUCKET, [(b, [E2, E3]), (a, [E1, E2])], pool=pool)
     assert owners == {E2["event_id"]: b, E3["event_id"]: b, E1["event_id"]: a}
     # a later batch (or a re-run) cannot take them over; a re-claim by the owner is a no-op
-    assert stream.claim_events(s3, BUCKET, [(c, [E1]), (b, [E3])]) == {E1["event_id"]: a, E3["event_id"]: b}
+    assert ledger.claim_events(s3, BUCKET, [(c, [E1]), (b, [E3])]) == {E1["event_id"]: a, E3["event_id"]: b}
 
-    mine, duplicates = stream.split_by_owner(a, [E1, E2], owners)
+    mine, duplicates = ledger.split_by_owner(a, [E1, E2], owners)
     assert [e["event_id"] for e in mine] == [E1["event_id"]]
     assert [d.reason for d in duplicates] == [f"duplicate event_id: already delivered in {b}"]
 
@@ -350,7 +351,7 @@ def test_drain_takes_objects_landing_during_the_run_until_idle(s3):
     late = land("late", E2)
     clock = FakeClock(started)
     batches: list[list[str]] = []
-    policy = stream.Drain(idle_s=6, max_s=60, poll_s=2)
+    policy = ledger.Drain(idle_s=6, max_s=60, poll_s=2)
 
     def process(keys: list[str]) -> dict:
         batches.append(keys)
@@ -360,7 +361,7 @@ def test_drain_takes_objects_landing_during_the_run_until_idle(s3):
         return {"objects": len(keys), "already_processed": 0, "scored": len(keys), "rejected": {},
                 "days": ["2013-01-02"], "model_version": "3"}
 
-    summary = stream.drain(s3, BUCKET, handled={first}, started=started, policy=policy, process=process,
+    summary = ledger.drain(s3, BUCKET, handled={first}, started=started, policy=policy, process=process,
                            clock=clock, sleep=clock.sleep)
 
     assert batches == [[late], [arrival + "later"]]
@@ -376,18 +377,18 @@ def test_an_unreachable_spark_connect_server_is_named_at_once():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, not listening: connections are refused
         with pytest.raises(ConnectionError, match=f"sc://127.0.0.1:{port} is not reachable"):
-            stream.stream_spark(f"sc://127.0.0.1:{port}")
+            lookups.stream_spark(f"sc://127.0.0.1:{port}")
 
 
 def test_drain_is_off_at_zero_and_bounded_by_max_s(s3):
     started = datetime.now(timezone.utc)
     never = lambda keys: pytest.fail("must not process")  # noqa: E731
-    off = stream.drain(s3, BUCKET, handled=set(), started=started, policy=stream.Drain(idle_s=0),
+    off = ledger.drain(s3, BUCKET, handled=set(), started=started, policy=ledger.Drain(idle_s=0),
                        process=never, clock=lambda: started, sleep=lambda s: None)
     assert off is None
     clock = FakeClock(started)
-    capped = stream.drain(s3, BUCKET, handled=set(), started=started,
-                          policy=stream.Drain(idle_s=1000, max_s=10, poll_s=2),
+    capped = ledger.drain(s3, BUCKET, handled=set(), started=started,
+                          policy=ledger.Drain(idle_s=1000, max_s=10, poll_s=2),
                           process=never, clock=clock, sleep=clock.sleep)
     assert capped is None and (clock.now - started).total_seconds() == 10
 
@@ -396,14 +397,14 @@ def test_unprocessed_is_what_the_ledger_lacks(s3, spark):
     a = put(s3, "a", body(E1))
     b = put(s3, "b", body(E2))
     run(s3, [a], spark)
-    assert stream.unprocessed(s3, BUCKET, [a, b, b]) == [b]
+    assert ledger.unprocessed(s3, BUCKET, [a, b, b]) == [b]
 
 
 def test_sweep_leaves_fresh_objects_to_the_event_path(s3):
     a = put(s3, "a", body(E1))
     head = s3.head_object(Bucket=BUCKET, Key=a)["LastModified"]
-    assert stream.unledgered(s3, BUCKET, modified_before=head) == []
-    assert stream.unledgered(s3, BUCKET) == [a]
+    assert ledger.unledgered(s3, BUCKET, modified_before=head) == []
+    assert ledger.unledgered(s3, BUCKET) == [a]
 
 
 def test_compaction_is_idempotent_and_leaves_originals_untouched(s3, spark):
@@ -413,7 +414,7 @@ def test_compaction_is_idempotent_and_leaves_originals_untouched(s3, spark):
     run(s3, [a, b], spark)
     etags = {k: s3.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in (a, b)}
 
-    first = stream.compact_day(s3, BUCKET, date(2013, 1, 2))
+    first = compaction.compact_day(s3, BUCKET, date(2013, 1, 2))
     assert (first["rows"], first["sources"], first["written"]) == (3, 2, True)
     assert first["key"].startswith(catalog.warm_prefix("2013-01-02") + "b=")
     published = catalog.published_one(s3, BUCKET, catalog.warm_prefix("2013-01-02"))
@@ -423,14 +424,14 @@ def test_compaction_is_idempotent_and_leaves_originals_untouched(s3, spark):
     assert list(frame["event_id"]) == [E1["event_id"], E2["event_id"], E3["event_id"]]  # by event_time
     assert list(frame.set_index("event_id")["object_key"]) == [a, b, a]
 
-    second = stream.compact_day(s3, BUCKET, "2013-01-02")
+    second = compaction.compact_day(s3, BUCKET, "2013-01-02")
     assert second["written"] is False and second["sha256"] == first["sha256"]
     assert second["key"] == first["key"] and lake.read_bytes(s3, BUCKET, first["key"]) == part
     assert {k: s3.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in (a, b)} == etags
 
-    other = stream.compact_day(s3, BUCKET, "2013-01-03")
+    other = compaction.compact_day(s3, BUCKET, "2013-01-03")
     assert other["rows"] == 1 and other["sources"] == 1
-    assert stream.compact_day(s3, BUCKET, "2013-01-04") == {
+    assert compaction.compact_day(s3, BUCKET, "2013-01-04") == {
         "dt": "2013-01-04", "rows": 0, "sources": 0, "key": None, "written": False}
 
 
@@ -442,7 +443,7 @@ def _emptied(s3) -> None:
 
 
 def _per_object_predictions(s3, bucket) -> dict[str, Any]:
-    preds = stream.read_predictions(s3, bucket, MODEL)
+    preds = ledger.read_predictions(s3, bucket, MODEL)
     assert not preds["event_id"].duplicated().any(), "an event was predicted twice"
     return {key: sorted(group["event_id"]) for key, group in preds.groupby("object_key")}
 
@@ -462,8 +463,8 @@ def test_the_ledger_survives_a_crash_at_every_write(s3, spark):
         return client, bucket
 
     def step(client, bucket):
-        return stream.process_keys(client, bucket, state["keys"], scorer=SCORER, processed_time=PROCESSED,
-                                   spark=spark, batch=stream.BatchFeatures(client, bucket, FEATURE_SET))
+        return ledger.process_keys(client, bucket, state["keys"], scorer=SCORER, processed_time=PROCESSED,
+                                   spark=spark, batch=lookups.BatchFeatures(client, bucket, FEATURE_SET))
 
     # claims, predictions, day index, dead letter and ledger entries of two objects
     assert crash_at_every_write(setup, step, _per_object_predictions) >= 8
@@ -483,4 +484,4 @@ def test_compaction_survives_a_crash_at_every_write(s3, spark):
         return {"2013-01-02": part and (part.manifest["build"], part.parts)}
 
     # the part, the manifest, then _SUCCESS
-    assert crash_at_every_write(setup, lambda c, b: stream.compact_day(c, b, "2013-01-02"), view) == 3
+    assert crash_at_every_write(setup, lambda c, b: compaction.compact_day(c, b, "2013-01-02"), view) == 3

@@ -197,7 +197,7 @@ def worker_environment(settings: Settings, outputs: Mapping[str, str]) -> dict[s
     Written by ``contrail bootstrap --env-file`` as an MWAA startup script (``export`` lines):
     the DAGs read these at parse time, where no network call is allowed.
     """
-    from contrail.stream import QUEUE_URL_ENV
+    from contrail.stream.events import QUEUE_URL_ENV
 
     return {
         "CONTRAIL_ENV": "aws",

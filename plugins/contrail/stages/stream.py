@@ -1,0 +1,112 @@
+"""The micro-batch stages' Airflow edge: score the stream objects a run is given (event) or finds
+(sweep), draining what lands while it runs; compact a day into the warm tier."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+
+from contrail.stream.compaction import compact_day
+from contrail.stream.events import keys_from_asset_events
+from contrail.stream.ledger import Drain, Scorer, drain, merge_summaries, process_keys, unledgered, unprocessed
+from contrail.stream.lookups import BatchFeatures, stream_spark
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- Airflow edge
+
+SWEEP_GRACE = timedelta(minutes=2)
+
+
+def _champion_scorer() -> Scorer | None:
+    from contrail import registry
+    from contrail.connections import mlflow_client as _mlflow_client, settings
+
+    cfg = settings()
+    client = _mlflow_client()
+    champion = registry.current_champion(client, cfg.model_name)
+    if champion is None:
+        return None
+    version = client.get_model_version(cfg.model_name, str(champion.version))
+    threshold = client.get_run(version.run_id).data.params.get("threshold", "0.5")
+    return Scorer(model=registry.load_model(champion.model_uri), model_name=cfg.model_name,
+                  model_version=str(champion.version), run_id=version.run_id, threshold=float(threshold))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _wall_clock() -> str:
+    # processed_time measures freshness, so it is wall-clock on purpose (like an audit stamp)
+    return _utcnow().isoformat(timespec="milliseconds")
+
+
+def process_from_context(context: dict, *, mode: str) -> dict[str, Any]:
+    """The task both stream DAGs run. ``mode="event"``: the objects named by the triggering SQS
+    asset events; ``mode="sweep"``: every object not yet in the ledger (older than a grace period)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from contrail import assets
+    from contrail.connections import s3, settings
+
+    started = _utcnow()
+    cfg, client = settings(), s3()
+    if mode == "event":
+        extras = [ev.extra for events in context["triggering_asset_events"].values() for ev in events]
+        keys = keys_from_asset_events(extras)
+    elif mode == "sweep":
+        end = context.get("data_interval_end") or context["dag_run"].run_after
+        keys = unledgered(client, cfg.bucket, modified_before=end - SWEEP_GRACE)
+    else:
+        raise ValueError(f"mode must be 'event' or 'sweep', got {mode!r}")
+    log.info("%s: %d object(s) to consider", mode, len(keys))
+    if not keys:
+        raise AirflowSkipException("no stream object to process")
+    if mode == "event" and not unprocessed(client, cfg.bucket, keys):
+        # typical after a draining run: its objects' notifications start this one
+        raise AirflowSkipException(f"all {len(keys)} object(s) already processed")
+    # the session comes up (a Connect handshake, or a JVM start without a server) while
+    # MLflow is imported and the champion loads
+    with ThreadPoolExecutor(1, thread_name_prefix="contrail-spark-start") as pool:
+        session = pool.submit(stream_spark, cfg.spark_remote)
+        try:
+            scorer = _champion_scorer()
+            if scorer is None:
+                # nothing is ledgered: the sweep scores these objects once a champion exists
+                raise AirflowSkipException(f"no champion registered for {cfg.model_name} yet")
+            batch = BatchFeatures(client, cfg.bucket, cfg.feature_set)
+
+            def process(some: list[str]) -> dict[str, Any]:
+                return process_keys(client, cfg.bucket, some, scorer=scorer, batch=batch,
+                                    processed_time=_wall_clock, spark=session.result())
+
+            summary = process(keys)
+            if mode == "event":
+                drained = drain(client, cfg.bucket, handled=set(keys), started=started,
+                                policy=Drain(idle_s=cfg.stream_drain_idle_s), process=process,
+                                clock=_utcnow, sleep=time.sleep)
+                if drained is not None:
+                    log.info("drained %d more object(s) while running", drained["objects"])
+                    summary = merge_summaries(summary, drained)
+        finally:
+            if session.exception() is None:
+                session.result().stop()  # a Connect session is released on the server
+    summary["mode"] = mode
+    context["outlet_events"][assets.predictions()].extra = {"model_name": cfg.model_name, "stream": summary}
+    return summary
+
+
+def compact_from_context(context: dict) -> dict[str, Any]:
+    from contrail.connections import s3, settings
+
+    day = context["data_interval_start"].date()
+    return compact_day(s3(), settings().bucket, day)
