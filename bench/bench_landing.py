@@ -24,7 +24,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from contrail import landing, lake, nycflights, simulate  # noqa: E402
+from contrail import catalog, landing, lake, nycflights, simulate  # noqa: E402
 
 BUCKET = "contrail-bench-lake"
 REAL_DAYS = [date(2013, 1, 1), date(2013, 4, 15), date(2013, 7, 15), date(2013, 10, 1), date(2013, 12, 20)]
@@ -85,7 +85,7 @@ def main() -> None:
                   f"{total_s * 1000:.0f} ms -> {len(raw) / 1e6 / total_s:.1f} MB/s CSV, "
                   f"{len(body) / 1e6 / total_s:.2f} MB/s gzip, {result.rows / total_s:,.0f} rows/s "
                   f"(pure inspection {inspect_s / total_s:.0%})")
-        landed = sum(o.size for o in lake.list_objects(s3, BUCKET, "landing/"))
+        landed = sum(o.size for o in lake.list_objects(s3, BUCKET, catalog.LANDING_ROOT))
         print(f"\nlanding/ now holds {landed / 1e6:.2f} MB; nothing was deleted or overwritten")
 
 

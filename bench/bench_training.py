@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from contrail import nycflights, registry, scoring, training
+from contrail import catalog, lake, nycflights, registry, scoring, training
 
 WINDOW_START = "2013-06-01"  # 90 days train+valid, then two held-out weeks
 TRAIN_AND_VALID_DAYS, VALID_DAYS, TEST_DAYS = 90, 14, 14
@@ -109,7 +109,7 @@ def main() -> None:
         experiment = mlflow.create_experiment("bench", artifact_location=Path(tmp, "a").as_uri())
         mlflow.set_experiment(experiment_id=experiment)
         partitions = [registry.FeaturePartition(dt=d, version="bench",
-                                                uri=f"s3://contrail-bench/features/bench_approx/dt={d}/")
+                                                uri=lake.s3_uri("contrail-bench", catalog.features_partition("bench_approx", d)))
                       for d in sorted(window["dt"].unique())]
         t = time.perf_counter()
         run = registry.log_training_run(

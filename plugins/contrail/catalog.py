@@ -51,7 +51,10 @@ MANIFEST = "_manifest.json"
 SUCCESS = "_SUCCESS"
 REASON = "reason.json"
 POINTER = "_pointer.json"
-STREAM_PREFIX = "stream/flights/"
+LANDING_ROOT = "landing/"
+QUARANTINE_ROOT = "quarantine/"
+STREAM_ROOT = "stream/"
+STREAM_PREFIX = f"{STREAM_ROOT}flights/"
 DATA_DOCS_PREFIX = "quality/data-docs/"
 LEDGER_PREFIX = "ledger/stream/flights/"
 OBJECTS_LEDGER = f"{LEDGER_PREFIX}objects/"
@@ -82,7 +85,7 @@ def incoming_prefix(dataset: str, dt: date | str) -> str:
 
 
 def landing_partition(dataset: str, dt: date | str) -> str:
-    return f"landing/{dataset}/dt={dt_str(dt)}/"
+    return f"{landing_zone(dataset)}dt={dt_str(dt)}/"
 
 
 def landing_prefix(dataset: str, dt: date | str, version: int) -> str:
@@ -95,11 +98,11 @@ def landing_manifest_key(dataset: str, dt: date | str, version: int) -> str:
 
 
 def landing_zone(dataset: str) -> str:
-    return f"landing/{dataset}/"
+    return f"{LANDING_ROOT}{dataset}/"
 
 
 def quarantine_prefix(dataset: str, dt: date | str) -> str:
-    return f"quarantine/{dataset}/dt={dt_str(dt)}/"
+    return f"{QUARANTINE_ROOT}{dataset}/dt={dt_str(dt)}/"
 
 
 def landing_quarantine_key(dataset: str, dt: date | str, sha256: str, basename: str) -> str:
@@ -386,6 +389,11 @@ def stream_predictions_prefix(model_name: str, dt: date | str | None = None) -> 
 
 def stream_predictions_key(model_name: str, dt: date | str, object_key: str) -> str:
     return f"{stream_predictions_prefix(model_name, dt)}{stream_object_sha(object_key)}.parquet"
+
+
+def firehose_error_prefix(prefix: str) -> str:
+    """Where Firehose puts records it could not deliver under ``prefix`` (its own namespace)."""
+    return f"deadletter/{prefix}!{{firehose:error-output-type}}/"
 
 
 def deadletter_key(object_key: str) -> str:

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from contrail import catalog
+
 if TYPE_CHECKING:  # pragma: no cover
     from mypy_boto3_s3 import S3Client
 
@@ -47,8 +49,8 @@ ARCHIVE_STORAGE_CLASS = "GLACIER_IR"
 STREAM_EXPIRE_AFTER_DAYS = 400
 NONCURRENT_EXPIRE_AFTER_DAYS = 30
 ABORT_MULTIPART_AFTER_DAYS = 7
-TIERED_PREFIXES: tuple[str, ...] = ("landing/", "stream/")
-KEPT_PREFIXES: tuple[str, ...] = ("quarantine/",)  # deliberately no rule at all
+TIERED_PREFIXES: tuple[str, ...] = (catalog.LANDING_ROOT, catalog.STREAM_ROOT)
+KEPT_PREFIXES: tuple[str, ...] = (catalog.QUARANTINE_ROOT,)  # deliberately no rule at all
 
 
 def _tiers() -> list[dict[str, Any]]:
@@ -59,9 +61,9 @@ def _tiers() -> list[dict[str, Any]]:
 def lifecycle_configuration() -> dict[str, Any]:
     """The bucket's ``LifecycleConfiguration`` document (pure)."""
     return {"Rules": [
-        {"ID": "landing-tiers", "Filter": {"Prefix": "landing/"}, "Status": "Enabled",
+        {"ID": "landing-tiers", "Filter": {"Prefix": catalog.LANDING_ROOT}, "Status": "Enabled",
          "Transitions": _tiers()},
-        {"ID": "stream-tiers-and-expiry", "Filter": {"Prefix": "stream/"}, "Status": "Enabled",
+        {"ID": "stream-tiers-and-expiry", "Filter": {"Prefix": catalog.STREAM_ROOT}, "Status": "Enabled",
          "Transitions": _tiers(), "Expiration": {"Days": STREAM_EXPIRE_AFTER_DAYS},
          "NoncurrentVersionExpiration": {"NoncurrentDays": NONCURRENT_EXPIRE_AFTER_DAYS}},
         {"ID": "abort-incomplete-multipart-uploads", "Filter": {"Prefix": ""}, "Status": "Enabled",

@@ -228,7 +228,7 @@ def ensure_delivery_stream(firehose: "FirehoseClient", name: str, bucket_arn: st
                 "RoleARN": role_arn,
                 "BucketARN": bucket_arn,
                 "Prefix": prefix,
-                "ErrorOutputPrefix": f"deadletter/{prefix}!{{firehose:error-output-type}}/",
+                "ErrorOutputPrefix": catalog.firehose_error_prefix(prefix),
                 "BufferingHints": {"SizeInMBs": buffer_mb, "IntervalInSeconds": buffer_s},
                 "CompressionFormat": "UNCOMPRESSED",
             },

@@ -20,7 +20,7 @@ import json
 import logging
 from typing import Any, Iterable, Mapping
 
-from contrail import lake
+from contrail import catalog, lake
 from contrail.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def notification_configuration(queue_arn: str) -> dict[str, Any]:
         "Id": NOTIFICATION_ID,
         "QueueArn": queue_arn,
         "Events": ["s3:ObjectCreated:*"],
-        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "stream/"}]}},
+        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": catalog.STREAM_ROOT}]}},
     }]}
 
 
