@@ -105,14 +105,17 @@ def audit_and_publish(s3, bucket: str, planned: Mapping[str, Any], *, feature_se
             raise RuntimeError(f"feature partition dt={dt} was not staged by the job "
                                f"(no s3://{bucket}/{key}); nothing was published")
         staged[dt] = lake.read_json(s3, bucket, key)
+    from contrail.stages.quality import suite_version
+
     gate = gate_factory()
+    version_of_suite = suite_version("features")
     rows, warnings, failed = {}, 0, []
     for dt, manifest in staged.items():
         report = gate.validate(catalog.read_parts(s3, bucket, manifest["parts"]), suite="features",
                                dataset=f"features_{feature_set}", dt=date.fromisoformat(dt), version=1)
         result_key = catalog.features_gate_result_key(feature_set, dt, build)
         lake.put_json(s3, bucket, result_key, {**report.as_dict(), "summary": report.summary(),
-                                               "build": build})
+                                               "build": build, "suite_version": version_of_suite})
         warnings += len(report.warnings)
         if not report.passed:
             failed.append(report.summary())
@@ -122,7 +125,7 @@ def audit_and_publish(s3, bucket: str, planned: Mapping[str, Any], *, feature_se
         previous_build = previous.manifest.get("build") if previous else None
         if previous_build != build:
             catalog.publish_partition(s3, bucket, partition, {
-                **manifest, "build": build, "previous_build": previous_build,
+                **manifest, "build": build, "previous_build": previous_build, "suite_version": version_of_suite,
                 "gate_result_uri": lake.s3_uri(bucket, result_key), "warnings": len(report.warnings),
             }, marked=previous is not None)
             catalog.remove_stale_builds(s3, bucket, partition, keep=(build, previous_build))

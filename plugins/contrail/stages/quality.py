@@ -87,6 +87,13 @@ def commit_verdict(s3, bucket: str, dataset: str, part: catalog.PartitionVersion
     lake.put_json(s3, bucket, result_key, result)
 
 
+def suite_version(suite: str) -> str:
+    """Content hash of a committed suite: results record which rules judged them."""
+    from contrail.quality import load_suite_document
+
+    return lake.sha256_hex(lake.json_bytes(load_suite_document(suite)))[:12]
+
+
 def validate(s3, bucket: str, *, dataset: str, gate_factory, run: QualityRun,
              answers_for: Iterable[str] = ()) -> tuple[list[dict], Path | None]:
     """Validate every pending version of ``dataset``; returns one summary per partition this run
@@ -106,11 +113,13 @@ def validate(s3, bucket: str, *, dataset: str, gate_factory, run: QualityRun,
     if not pending:
         return reports, None
     gate = gate_factory()
+    suite = f"{dataset}_raw"
+    version_of_suite = suite_version(suite)
     for part in pending:
         manifest = lake.read_json(s3, bucket, catalog.landing_manifest_key(dataset, part.dt, part.version))
-        report = gate.validate(read_landed(s3, bucket, manifest), suite=f"{dataset}_raw", dataset=dataset,
+        report = gate.validate(read_landed(s3, bucket, manifest), suite=suite, dataset=dataset,
                                dt=date.fromisoformat(part.dt), version=part.version)
-        result = {**report.as_dict(), "summary": report.summary(),
+        result = {**report.as_dict(), "summary": report.summary(), "suite_version": version_of_suite,
                   "manifest_uri": lake.s3_uri(bucket, catalog.landing_manifest_key(dataset, part.dt,
                                                                                    part.version)),
                   "dag_id": run.dag_id, "run_id": run.run_id}
