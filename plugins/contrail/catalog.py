@@ -148,7 +148,7 @@ def current_versions(manifest_keys: Iterable[str]) -> dict[str, int]:
 
 # ---------------------------------------------------------------------------- quality zone
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class PartitionVersion:
     dt: str
     version: int

@@ -236,3 +236,34 @@ def test_scoring_survives_a_crash_at_every_write(moto_s3, new_lake, tmp_path, mo
 
     # per day: the part, the manifest, then _SUCCESS
     assert crash_at_every_write(fresh, step, _published_view(catalog.predictions_zone(MODEL))) == 6
+
+
+def test_a_rerun_of_a_failed_quality_run_fails_again_with_the_same_rules(moto_s3, new_lake, tmp_path):
+    bucket = new_lake()
+    _landed(moto_s3, bucket)
+    run = quality_stage.QualityRun("quality", "run-1")
+    gate = lambda: DistanceGate(tmp_path)  # noqa: E731
+    first, _ = quality_stage.validate(moto_s3, bucket, dataset="flights", gate_factory=gate, run=run)
+    assert [(r["dt"], r["passed"]) for r in first] == [(DAYS[0].isoformat(), True), (DAYS[1].isoformat(), False)]
+
+    # the same run again (its triggering events name both days): nothing is pending, yet it
+    # answers for both, and the failed day fails again with the rule it broke
+    engines = []
+    again, site = quality_stage.validate(moto_s3, bucket, dataset="flights", run=run,
+                                         gate_factory=lambda: engines.append(1) or DistanceGate(tmp_path),
+                                         answers_for=[d.isoformat() for d in DAYS])
+    assert engines == [] and site is None  # nothing was validated twice
+    assert [(r["dt"], r["passed"]) for r in again] == [(r["dt"], r["passed"]) for r in first]
+    assert again[1]["summary"] == first[1]["summary"] and "distance" in again[1]["summary"]
+    with pytest.raises(Exception, match="quality gate failed"):
+        quality_stage.enforce_gate(again)
+
+    # a run that answers for nothing and finds nothing pending reports nothing (and passes)
+    assert quality_stage.validate(moto_s3, bucket, dataset="flights", gate_factory=gate, run=run) == ([], None)
+
+    # a corrected drop is a new version: validated anew, and the day heals
+    _drop(moto_s3, bucket, DAYS[1])
+    landing.land_partition(moto_s3, bucket, dataset="flights", dt=DAYS[1], run=RUN)
+    healed, _ = quality_stage.validate(moto_s3, bucket, dataset="flights", gate_factory=gate, run=run,
+                                       answers_for=[DAYS[1].isoformat()])
+    assert [(r["dt"], r["version"], r["passed"]) for r in healed] == [(DAYS[1].isoformat(), 2, True)]
