@@ -166,12 +166,12 @@ def quality_result_key(dataset: str, dt: date | str, version: int) -> str:
     return f"{quality_results_zone(dataset)}dt={dt_str(dt)}/v={version:04d}.json"
 
 
-def validated_pointer_key(dataset: str, dt: date | str) -> str:
-    return f"validated/{dataset}/dt={dt_str(dt)}/{POINTER}"
-
-
 def validated_zone(dataset: str) -> str:
     return f"validated/{dataset}/"
+
+
+def validated_pointer_key(dataset: str, dt: date | str) -> str:
+    return f"{validated_zone(dataset)}dt={dt_str(dt)}/{POINTER}"
 
 
 def result_versions(result_keys: Iterable[str]) -> set[tuple[str, int]]:
@@ -209,24 +209,24 @@ def safe_segment(text: str) -> str:
 
 # ---------------------------------------------------------------------------- published builds
 
-def features_partition(feature_set: str, dt: date | str) -> str:
-    return f"features/{feature_set}/dt={dt_str(dt)}/"
-
-
 def features_zone(feature_set: str) -> str:
     return f"features/{feature_set}/"
 
 
+def features_partition(feature_set: str, dt: date | str) -> str:
+    return f"{features_zone(feature_set)}dt={dt_str(dt)}/"
+
+
 def features_gate_result_key(feature_set: str, dt: date | str, build: str) -> str:
-    return f"quality/results/features/{feature_set}/dt={dt_str(dt)}/b={build}.json"
-
-
-def predictions_partition(model_name: str, dt: date | str) -> str:
-    return f"predictions/{model_name}/dt={dt_str(dt)}/"
+    return f"{quality_results_zone('features/' + feature_set)}dt={dt_str(dt)}/b={build}.json"
 
 
 def predictions_zone(model_name: str) -> str:
     return f"predictions/{model_name}/"
+
+
+def predictions_partition(model_name: str, dt: date | str) -> str:
+    return f"{predictions_zone(model_name)}dt={dt_str(dt)}/"
 
 
 def build_prefix(partition: str, build: str) -> str:
