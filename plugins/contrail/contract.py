@@ -1,0 +1,136 @@
+"""The data contract of the daily drops, read from the committed ``config/data_contract.json``.
+
+One file says, per dataset (``flights``, ``weather``), the columns in file order, the type
+(``string`` | ``integer`` | ``double`` | ``timestamp``) and nullability of each, and the
+tokens read as null; and it holds the reference lists (airline carrier codes, airport
+codes) the raw suites check codes against. Landing's header and per-type value rules, the
+GX frame reader's dtypes (:func:`pandas_dtypes`), the raw suites' reference parameters
+(:func:`references`) and the Spark job's read schema (``contrail_spark.contract``, which
+reads the copy of this file shipped inside the Spark artifact) are all derived from it, so
+they cannot drift apart (``tests/unit/test_contract.py`` checks that they agree).
+
+Pure: reading a file that ships with the package is the only I/O, done once and cached.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+CONTRACT_PATH = Path(__file__).resolve().parent / "config" / "data_contract.json"
+CONTRACT_FORMAT = 1
+TYPES: tuple[str, ...] = ("string", "integer", "double", "timestamp")
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # "integer" is Spark's IntegerType
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool
+
+
+@dataclass(frozen=True)
+class DatasetContract:
+    """One dataset's columns (in file order), null tokens and partition-date columns."""
+
+    name: str
+    columns: tuple[Column, ...]
+    na_tokens: tuple[str, ...]
+    partition_date_columns: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+    def of_type(self, type_: str, *, nullable: bool | None = None) -> tuple[str, ...]:
+        """Names of the columns of one type (optionally only the nullable / required ones)."""
+        return tuple(c.name for c in self.columns
+                     if c.type == type_ and (nullable is None or c.nullable == nullable))
+
+
+@dataclass(frozen=True)
+class Contract:
+    datasets: Mapping[str, DatasetContract]
+    references: Mapping[str, tuple[str, ...]]
+
+    def dataset(self, name: str) -> DatasetContract:
+        if name not in self.datasets:
+            raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(self.datasets)}")
+        return self.datasets[name]
+
+
+def parse(doc: Mapping[str, Any]) -> Contract:
+    """A contract from its JSON document, checked: known types, unique names, and a column
+    that appears in two datasets has the same type in both (the GX reader types by name)."""
+    if doc.get("contract_format") != CONTRACT_FORMAT:
+        raise ValueError(f"contract_format {doc.get('contract_format')!r}, expected {CONTRACT_FORMAT}")
+    datasets: dict[str, DatasetContract] = {}
+    seen_types: dict[str, str] = {}
+    for name, spec in doc["datasets"].items():
+        columns = tuple(Column(c["name"], c["type"], bool(c["nullable"])) for c in spec["columns"])
+        names = [c.name for c in columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{name}: duplicate column names")
+        for col in columns:
+            if col.type not in TYPES:
+                raise ValueError(f"{name}.{col.name}: type {col.type!r}, expected one of {TYPES}")
+            if seen_types.setdefault(col.name, col.type) != col.type:
+                raise ValueError(f"column {col.name!r} has type {col.type!r} in {name} but "
+                                 f"{seen_types[col.name]!r} elsewhere")
+        dates = tuple(spec["partition_date_columns"])
+        if any(d not in names for d in dates):
+            raise ValueError(f"{name}: partition date columns {dates} are not all columns")
+        datasets[name] = DatasetContract(name=name, columns=columns, na_tokens=tuple(spec["na_tokens"]),
+                                         partition_date_columns=dates)
+    references = {k: tuple(v) for k, v in doc["references"].items() if isinstance(v, list)}
+    return Contract(datasets=datasets, references=references)
+
+
+@lru_cache(maxsize=1)
+def load() -> Contract:
+    """The committed contract (cached: it ships with the code and never changes at run time)."""
+    return parse(json.loads(CONTRACT_PATH.read_text()))
+
+
+def dataset(name: str) -> DatasetContract:
+    return load().dataset(name)
+
+
+def columns(name: str) -> tuple[str, ...]:
+    """The header of a drop of ``name``, in file order."""
+    return dataset(name).names
+
+
+def references() -> dict[str, list[str]]:
+    """The reference lists by suite parameter name (``airlines``, ``airports``)."""
+    return {k: list(v) for k, v in load().references.items()}
+
+
+def pandas_dtype(col: Column) -> str:
+    """The dtype the GX frame reader gives a column: what the raw suites' type rules expect."""
+    if col.type == "integer":
+        return "Int64" if col.nullable else "int64"
+    if col.type == "double":
+        return "float64"
+    return "object"  # string, and timestamp kept as its text
+
+
+def pandas_dtypes() -> dict[str, str]:
+    """Column name -> pandas dtype, over every dataset (a name has one type, see :func:`parse`)."""
+    out: dict[str, str] = {}
+    for ds in load().datasets.values():
+        for col in ds.columns:
+            # nullable wins: a name required in one dataset but nullable in another reads as Int64
+            if out.get(col.name) != "Int64":
+                out[col.name] = pandas_dtype(col)
+    return out
