@@ -15,7 +15,10 @@ Pure: reading a file that ships with the package is the only I/O, done once and 
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,6 +27,11 @@ CONTRACT_PATH = Path(__file__).resolve().parent / "config" / "data_contract.json
 CONTRACT_FORMAT = 1
 TYPES: tuple[str, ...] = ("string", "integer", "double", "timestamp")
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # "integer" is Spark's IntegerType
+
+# How each type is written in a drop: the one form every reader parses to the same value.
+_INTEGER = re.compile(r"-?[0-9]+")
+_DOUBLE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+_TIMESTAMP = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
 
 
 @dataclass(frozen=True)
@@ -134,3 +142,29 @@ def pandas_dtypes() -> dict[str, str]:
             if out.get(col.name) != "Int64":
                 out[col.name] = pandas_dtype(col)
     return out
+
+
+def type_problem(type_: str, value: str) -> str | None:
+    """Why a non-null text ``value`` is not a value of ``type_`` as the contract writes it, or None.
+
+    ``integer``: ``-?[0-9]+`` in the 32-bit range (``517.0``, `` 5``, ``+5``, ``1e3`` are
+    not). ``double``: ``-?[0-9]+(.[0-9]+)?([eE][-+]?[0-9]+)?`` and finite (no ``nan``,
+    ``NaN``, ``inf``, ``1e999``). ``timestamp``: ``YYYY-MM-DDTHH:MM:SSZ`` naming a real
+    instant. ``string``: anything (the whole-text rules live in landing).
+    """
+    if type_ == "integer":
+        if not _INTEGER.fullmatch(value):
+            return "is not an integer (-?[0-9]+)"
+        return None if INT32_MIN <= int(value) <= INT32_MAX else "is outside the 32-bit integer range"
+    if type_ == "double":
+        if not _DOUBLE.fullmatch(value):
+            return "is not a decimal number"
+        return None if math.isfinite(float(value)) else "is not finite"
+    if type_ == "timestamp":
+        if (m := _TIMESTAMP.fullmatch(value)) is None:
+            return "is not YYYY-MM-DDTHH:MM:SSZ"
+        try:
+            datetime(*map(int, m.groups()))
+        except ValueError:
+            return "is not a real instant"
+    return None
