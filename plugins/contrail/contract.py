@@ -78,8 +78,9 @@ class Contract:
 
 
 def parse(doc: Mapping[str, Any]) -> Contract:
-    """A contract from its JSON document, checked: known types, unique names, and a column
-    that appears in two datasets has the same type in both (the GX reader types by name)."""
+    """A contract from its JSON document, checked: known types, unique names, a column that
+    appears in two datasets has the same type in both (the GX reader types by name), and the
+    partition date columns are three required integers (landing compares them to the date)."""
     if doc.get("contract_format") != CONTRACT_FORMAT:
         raise ValueError(f"contract_format {doc.get('contract_format')!r}, expected {CONTRACT_FORMAT}")
     datasets: dict[str, DatasetContract] = {}
@@ -96,8 +97,10 @@ def parse(doc: Mapping[str, Any]) -> Contract:
                 raise ValueError(f"column {col.name!r} has type {col.type!r} in {name} but "
                                  f"{seen_types[col.name]!r} elsewhere")
         dates = tuple(spec["partition_date_columns"])
-        if any(d not in names for d in dates):
-            raise ValueError(f"{name}: partition date columns {dates} are not all columns")
+        by_name = {c.name: c for c in columns}
+        if len(dates) != 3 or any(d not in by_name or by_name[d].type != "integer" or by_name[d].nullable
+                                  for d in dates):
+            raise ValueError(f"{name}: partition date columns {dates} must be three required integer columns")
         datasets[name] = DatasetContract(name=name, columns=columns, na_tokens=tuple(spec["na_tokens"]),
                                          partition_date_columns=dates)
     references = {k: tuple(v) for k, v in doc["references"].items() if isinstance(v, list)}

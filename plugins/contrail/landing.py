@@ -272,10 +272,15 @@ def _inflate(key: str, body: bytes, dataset: str, dt: date) -> bytes:
 
 
 def is_marker(key: str, *, dataset: str, dt: date) -> bool:
-    """A marker beside the data: a name with a segment starting ``_`` or ``.`` (``_SUCCESS``,
-    ``.tmp/x``; ``.`` and ``..`` are unsafe, not markers), or a ``…/`` folder key."""
+    """A marker beside the data: a name below the drop prefix with a segment starting ``_`` or
+    ``.`` (``_SUCCESS``, ``.tmp/x``), as Spark and Hadoop hide them; ``.`` and ``..`` are unsafe."""
     parts = relative_key(key, dataset=dataset, dt=dt).split("/")
-    return key.endswith("/") or any(p.startswith(("_", ".")) and p not in (".", "..") for p in parts)
+    return any(p.startswith(("_", ".")) and p not in (".", "..") for p in parts)
+
+
+def _not_data(key: str, size: int, *, dataset: str, dt: date) -> bool:
+    """A marker, or a zero-byte ``…/`` folder placeholder (consoles create them)."""
+    return is_marker(key, dataset=dataset, dt=dt) or (key.endswith("/") and size == 0)
 
 
 def _text_problem(text: str) -> tuple[str, str] | None:
@@ -378,7 +383,7 @@ def check_drop(bodies: Mapping[str, bytes], *, dataset: str, dt: date) -> DropCh
     empty: list[DropInspection] = []
     failures: list[BadDropError] = []
     seen: dict[str, str] = {}
-    ignored = tuple(sorted(k for k in bodies if is_marker(k, dataset=dataset, dt=dt)))
+    ignored = tuple(sorted(k for k in bodies if _not_data(k, len(bodies[k]), dataset=dataset, dt=dt)))
     for key in sorted(set(bodies) - set(ignored)):
         try:
             inspection = inspect_drop(key, bodies[key], dataset=dataset, dt=dt)
@@ -548,7 +553,7 @@ def land_partition(s3: "S3Client", bucket: str, *, dataset: str, dt: date, run: 
     prefix = lake.incoming_prefix(dataset, dt)
     # markers (_SUCCESS, .tmp files) and zero-byte "folder" placeholders are not files of the drop
     keys = [o.key for o in lake.list_objects(s3, bucket, prefix)
-            if not is_marker(o.key, dataset=dataset, dt=dt) and not (o.key.endswith("/") and o.size == 0)]
+            if not _not_data(o.key, o.size, dataset=dataset, dt=dt)]
     if not keys:
         raise MissingDropError(f"nothing dropped under s3://{bucket}/{prefix} for {dataset} dt={dt}")
     bodies = {key: lake.read_bytes(s3, bucket, key) for key in keys}
