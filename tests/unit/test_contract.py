@@ -133,3 +133,21 @@ def test_production_modules_take_schema_and_references_from_the_contract() -> No
             elif isinstance(node, ast.ImportFrom):
                 imported |= {f"{node.module}.{a.name}" for a in node.names} | {str(node.module)}
         assert not {m for m in imported if "nycflights" in m or "simulate" in m}, path
+
+
+def test_fast_row_pattern_only_accepts_rows_the_value_rules_accept() -> None:
+    pattern = contract.fast_row_pattern("flights")
+    row = csv_text("flights", DT, rows=1).splitlines()[1].split(",")
+    names = contract.columns("flights")
+
+    def line(**values: str) -> str:
+        return ",".join(values.get(n, v) for n, v in zip(names, row))
+
+    assert pattern.fullmatch(line())
+    assert pattern.fullmatch(line(dep_time="NA", tailnum=""))  # nullable columns take the null tokens
+    for bad in ({"flight": "NA"}, {"carrier": ""}, {"carrier": "NA"}, {"dep_time": "517.0"},
+                {"dep_time": " 517"}, {"time_hour": "2013-01-01 10:00:00Z"}):
+        assert not pattern.fullmatch(line(**bad)), bad
+    # conservative: valid but unusual forms fall through to the per-value rules, which accept them
+    assert not pattern.fullmatch(line(dep_time="2147483647"))
+    assert contract.type_problem("integer", "2147483647") is None
