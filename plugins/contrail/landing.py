@@ -325,10 +325,11 @@ def inspect_drop(key: str, body: bytes, *, dataset: str, dt: date) -> DropInspec
     problem = check_key(key, dataset=dataset, dt=dt)
     if problem:
         raise _bad(key, dataset, dt, "unsafe_key", problem)
-    landing_key = lake.landing_prefix(dataset, dt, _WIDEST_VERSION) + relative_key(key, dataset=dataset, dt=dt)
-    if len(landing_key.encode()) > S3_MAX_KEY_BYTES:
+    landing_key = lake.landing_prefix(dataset, dt, _WIDEST_VERSION) + relative_key(key, dataset=dataset,
+                                                                                   dt=dt)
+    if (size := len(landing_key.encode())) > S3_MAX_KEY_BYTES:
         raise _bad(key, dataset, dt, "key_too_long",
-                   f"its landing key would be {len(landing_key.encode())} bytes, S3 allows {S3_MAX_KEY_BYTES}")
+                   f"its landing key would be {size} bytes, S3 allows {S3_MAX_KEY_BYTES}")
     if not key.endswith(DROP_SUFFIX):
         hint = " (wrong case)" if key.lower().endswith(DROP_SUFFIX) else ""
         raise _bad(key, dataset, dt, "not_csv_gz", f"key does not end in {DROP_SUFFIX}{hint}")
@@ -355,7 +356,8 @@ def inspect_drop(key: str, body: bytes, *, dataset: str, dt: date) -> DropInspec
     width = len(expected)
     date_at = [expected.index(col) for col in spec.partition_date_columns]
     # fast path: one regex call per row accepts most good rows; the rest get the per-value rules
-    grammar, stamp_at = contract.fast_row_pattern(dataset), [expected.index(c) for c in spec.of_type("timestamp")]
+    grammar = contract.fast_row_pattern(dataset)
+    stamp_at = [expected.index(c) for c in spec.of_type("timestamp")]
     want = (dt.year, dt.month, dt.day)
     rows = 0
     for line_no, row in enumerate(reader, start=2):

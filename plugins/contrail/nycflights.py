@@ -68,4 +68,5 @@ def reference_codes(dataset: str, column: str) -> list[str]:
 
 def references() -> dict[str, list[str]]:
     """The reference lists as this package has them: the source of the contract's lists."""
-    return {"airlines": reference_codes("airlines", "carrier"), "airports": reference_codes("airports", "faa")}
+    return {"airlines": reference_codes("airlines", "carrier"),
+            "airports": reference_codes("airports", "faa")}

@@ -85,7 +85,8 @@ def test_three_readers_agree(dataset: str, case: ParserCase, spark_rows: dict) -
     spec = contract.dataset(dataset)
     gx = read_landed_csv(case.body)
     assert list(gx.columns) == list(spec.names)
-    assert {c: str(t) for c, t in gx.dtypes.items()} == {c.name: contract.pandas_dtype(c) for c in spec.columns}
+    assert {c: str(t) for c, t in gx.dtypes.items()} == {
+        c.name: contract.pandas_dtype(c) for c in spec.columns}
     gx_rows = [tuple(_cell(v) for v in row) for row in gx.itertuples(index=False)]
     spark = spark_rows[(dataset, case.name)]
 

@@ -47,7 +47,8 @@ def test_raw_suite_columns_types_and_required_columns_are_the_contract(dataset: 
     for rule in _expectations(dataset, "expect_column_values_to_be_in_type_list"):
         col = spec.column(rule["kwargs"]["column"])
         assert GX_TYPE_NAMES[contract.pandas_dtype(col)] in rule["kwargs"]["type_list"], col
-    strict_not_null = {e["kwargs"]["column"] for e in _expectations(dataset, "expect_column_values_to_not_be_null")
+    not_null = _expectations(dataset, "expect_column_values_to_not_be_null")
+    strict_not_null = {e["kwargs"]["column"] for e in not_null
                        if "mostly" not in e["kwargs"] and "row_condition" not in e["kwargs"]}
     assert strict_not_null == {c.name for c in spec.columns if not c.nullable}
 
@@ -55,9 +56,11 @@ def test_raw_suite_columns_types_and_required_columns_are_the_contract(dataset: 
 def test_suite_reference_parameters_come_from_the_contract() -> None:
     refs = quality.default_references()
     assert refs == contract.references() and set(refs) == {"airlines", "airports"}
-    used = set().union(*(quality.suite_parameters(quality.load_suite_document(s)) for s in RAW_SUITES.values()))
+    used = set().union(*(quality.suite_parameters(quality.load_suite_document(suite))
+                         for suite in RAW_SUITES.values()))
     assert used - {"partition_dates"} <= set(refs)
-    assert "UA" in refs["airlines"] and "IAH" in refs["airports"] and refs["airports"] == sorted(refs["airports"])
+    assert "UA" in refs["airlines"] and "IAH" in refs["airports"]
+    assert refs["airports"] == sorted(refs["airports"])
 
 
 def test_committed_reference_lists_are_the_sample_packages() -> None:
@@ -77,7 +80,8 @@ def test_spark_schema_is_the_contracts() -> None:
     pytest.importorskip("pyspark")
     from contrail_spark import transforms
 
-    kinds = {"integer": "IntegerType", "double": "DoubleType", "string": "StringType", "timestamp": "StringType"}
+    kinds = {"integer": "IntegerType", "double": "DoubleType", "string": "StringType",
+             "timestamp": "StringType"}
     for dataset, schema in (("flights", transforms.FLIGHTS_SCHEMA), ("weather", transforms.WEATHER_SCHEMA)):
         assert [(f.name, type(f.dataType).__name__) for f in schema.fields] == [
             (c.name, kinds[c.type]) for c in contract.dataset(dataset).columns]

@@ -132,7 +132,8 @@ def test_lands_two_dates_as_version_one(s3: Any) -> None:
                      "content_sha256": lake.sha256_hex(csv_text("flights", DT, 4).encode()),
                      "source_key": good_key("flights", DT)}],
         "rows": 4, "header_fingerprint": landing.header_fingerprint(contract.columns("flights")),
-        "content_fingerprint": landing.content_fingerprint([lake.sha256_hex(csv_text("flights", DT, 4).encode())]),
+        "content_fingerprint": landing.content_fingerprint(
+            [lake.sha256_hex(csv_text("flights", DT, 4).encode())]),
         "source_keys": [good_key("flights", DT)], "empty_source_keys": [],
         "dag_id": "land", "run_id": "manual__1",
         "landed_at": "2026-01-01T00:00:00+00:00", "previous_version": None,
