@@ -7,7 +7,8 @@ leaves an invisible orphan prefix, never a half partition. Bad drops go to
 ``quarantine/<dataset>/dt=<date>/<sha12>/<name>`` with a ``reason.json`` and raise
 :class:`BadDropError`; nothing is written under ``landing/`` for that date.
 
-Rules (each failure carries one short ``reason`` id), checked in this order:
+Rules (each failure carries one short ``reason`` id), checked in this order (the row rules
+line by line, ``no_rows`` and ``duplicate_file`` over the whole drop):
 
 =======================  =======================================================
 ``unsafe_key``           ``..``, absolute path, a character outside ``[A-Za-z0-9._=/-]``,
@@ -29,17 +30,19 @@ Rules (each failure carries one short ``reason`` id), checked in this order:
 ``quoted_field``         any other ``"``: pandas reads ``""`` as null, Spark as ``''``;
                          ``"a""b"`` and ``"a\\"b"`` unescape differently. The contract's
                          dialect is unquoted (no value of it needs quotes)
-``control_character``    a control character (NUL, tab, ...): pandas ends a field at NUL,
-                         Spark keeps it
+``control_character``    a control character: pandas ends a field at NUL, Spark keeps it
+                         (tab and the others: read alike, refused all the same)
 ``wrong_header``         the header is not exactly ``contract.columns(dataset)``
 ``ragged_row``           a row with another number of fields than the header (blank lines too)
 ``missing_value``        a null token (``NA``, empty) in a column the contract requires:
                          pandas reads an integer column with a gap as float64
 ``bad_integer``          not ``-?[0-9]+`` within 32 bits: ``517.0``, ``1e3``, `` 5``,
-                         ``+5``, ``3000000000`` (pandas reads them, Spark fails)
+                         ``3000000000`` (pandas reads them, Spark fails); ``+5`` (read
+                         alike, refused: one written form per value)
 ``bad_double``           not ``-?[0-9]+(.[0-9]+)?([eE][-+]?[0-9]+)?`` or not finite: ``nan``
                          (pandas text, Spark fails), ``NaN`` (pandas text, Spark NaN),
-                         ``inf``, ``1e999``, `` 1.5``
+                         ``inf`` (pandas inf, Spark fails); ``Inf``, ``1e999`` and `` 1.5``
+                         are read alike but refused (not finite / one written form)
 ``bad_timestamp``        not ``YYYY-MM-DDTHH:MM:SSZ`` naming a real instant: both readers
                          keep the text, the stages that parse it would not agree
 ``wrong_date``           a row whose year/month/day is not the partition date
