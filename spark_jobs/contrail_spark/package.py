@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from contrail_spark.contract import CONTRACT_NAME, SOURCE_PATH
+from contrail_spark.contract import CONTRACT_NAME, plugin_contract_bytes
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGE_NAME = PACKAGE_DIR.name
@@ -34,23 +34,25 @@ def _source_files(package_dir: Path) -> list[Path]:
     )
 
 
-def _entries(package_dir: Path, contract_path: Path) -> list[tuple[str, Path]]:
-    """(name in the zip, file) in name order: the package's files plus the data contract."""
-    entries = {path.relative_to(package_dir).as_posix(): path for path in _source_files(package_dir)}
-    entries[CONTRACT_NAME] = contract_path  # wins over a stray copy in the source tree
+def _entries(package_dir: Path, contract: bytes) -> list[tuple[str, bytes]]:
+    """(name in the zip, content) in name order: the package's files plus the data contract."""
+    entries = {path.relative_to(package_dir).as_posix(): path.read_bytes()
+               for path in _source_files(package_dir)}
+    entries[CONTRACT_NAME] = contract  # wins over a stray copy in the source tree
     return [(f"{package_dir.name}/{name}", entries[name]) for name in sorted(entries)]
 
 
-def artifact_bytes(package_dir: Path = PACKAGE_DIR, contract_path: Path = SOURCE_PATH) -> bytes:
-    """The zip archive of the package and the data contract, byte-for-byte reproducible."""
+def artifact_bytes(package_dir: Path = PACKAGE_DIR, contract: bytes | None = None) -> bytes:
+    """The zip archive of the package and the data contract (default: the committed one),
+    byte-for-byte reproducible."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, path in _entries(package_dir, contract_path):
+        for name, data in _entries(package_dir, plugin_contract_bytes() if contract is None else contract):
             info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             info.create_system = 3  # unix, whatever the build host is
-            archive.writestr(info, path.read_bytes(), compresslevel=9)
+            archive.writestr(info, data, compresslevel=9)
     return buffer.getvalue()
 
 

@@ -155,3 +155,21 @@ def test_fast_row_pattern_only_accepts_rows_the_value_rules_accept() -> None:
     # conservative: valid but unusual forms fall through to the per-value rules, which accept them
     assert not pattern.fullmatch(line(dep_time="2147483647"))
     assert contract.type_problem("integer", "2147483647") is None
+
+
+def test_the_spark_job_reads_the_artifacts_copy(tmp_path: Path) -> None:
+    """Run from the zip (as spark-submit --py-files does), the loader finds the shipped copy."""
+    import subprocess
+    import sys
+
+    from contrail_spark import package
+
+    artifact = package.build_artifact(tmp_path)
+    code = ("import json, pkgutil, contrail_spark.contract as c; "
+            "assert c.__file__.startswith(%r); "
+            "print(json.dumps(c.load() == json.loads(pkgutil.get_data('contrail_spark', c.CONTRACT_NAME))))"
+            % str(artifact))
+    # -S -I: no site-packages, so neither the editable contrail_spark nor contrail is importable
+    script = f"import sys; sys.path.insert(0, {str(artifact)!r}); " + code
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "true"
