@@ -171,5 +171,6 @@ def test_the_spark_job_reads_the_artifacts_copy(tmp_path: Path) -> None:
             % str(artifact))
     # -S -I: no site-packages, so neither the editable contrail_spark nor contrail is importable
     script = f"import sys; sys.path.insert(0, {str(artifact)!r}); " + code
-    out = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True,
+                         check=True)
     assert out.stdout.strip() == "true"
