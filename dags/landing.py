@@ -7,8 +7,10 @@ then copies it into the immutable landing zone `landing/<dataset>/dt=<ds>/v=NNNN
 manifest (keys, bytes, sha256, rows, header fingerprint, source keys, DAG and run id).
 
 * Same content again: no-op. Changed re-drop: a new version beside the old one.
-* Bad drop (empty, truncated gzip, wrong header, non-UTF-8, wrong date, duplicate, unsafe key):
-  the object is quarantined with its reason and the task fails naming the key and rule.
+* Bad drop (any rule of `contrail.landing`: a wrong name or suffix, broken gzip, wrong header,
+  a value the readers would parse differently, wrong date, duplicate, unsafe key): the object
+  is quarantined with its reason and the task fails naming the key and rule. Marker files
+  (`_SUCCESS`, names starting `_` or `.`) are ignored.
 * Emits the `landing_<dataset>` asset with dt, version, manifest URI and rows.
 """
 
@@ -18,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, task
 
-from contrail import assets
+from contrail import assets, catalog
 from contrail.dag_defaults import DEFAULT_ARGS, TAGS
 from contrail.sensors import DropSensor
 from contrail.settings import DATASETS, load_settings
@@ -42,7 +44,7 @@ for dataset in DATASETS:
             dataset=dataset,
             aws_conn_id=settings.aws_conn_id,
             bucket_name=settings.bucket,
-            bucket_key=f"incoming/{dataset}/{{{{ ds }}}}/*.csv.gz",
+            drop_prefix=catalog.incoming_prefix(dataset, "{{ ds }}"),
             poke_interval=5 if settings.is_local else 60,
             timeout=timedelta(hours=6).total_seconds(),
             doc_md="Waits in the triggerer for upstream's drop for this data interval.",

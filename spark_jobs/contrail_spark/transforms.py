@@ -42,61 +42,22 @@ from typing import Iterable, Sequence
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    DoubleType,
-    IntegerType,
-    StringType,
-    StructField,
-    StructType,
-)
+from pyspark.sql.types import DoubleType, IntegerType, StructType
+
+from contrail_spark import contract
 
 ON_TIME_THRESHOLD_MINUTES = 15
 TRAILING_WINDOWS_DAYS: tuple[int, ...] = (7, 28)
 TRAILING_KEYS: tuple[str, ...] = ("carrier", "origin", "route")
 LOOKBACK_DAYS = max(TRAILING_WINDOWS_DAYS)
 
-# Landed CSVs are read with these schemas: explicit types, no inference pass over the data.
-FLIGHTS_SCHEMA = StructType([
-    StructField("year", IntegerType()),
-    StructField("month", IntegerType()),
-    StructField("day", IntegerType()),
-    StructField("dep_time", IntegerType()),
-    StructField("sched_dep_time", IntegerType()),
-    StructField("dep_delay", IntegerType()),
-    StructField("arr_time", IntegerType()),
-    StructField("sched_arr_time", IntegerType()),
-    StructField("arr_delay", IntegerType()),
-    StructField("carrier", StringType()),
-    StructField("flight", IntegerType()),
-    StructField("tailnum", StringType()),
-    StructField("origin", StringType()),
-    StructField("dest", StringType()),
-    StructField("air_time", IntegerType()),
-    StructField("distance", IntegerType()),
-    StructField("hour", IntegerType()),
-    StructField("minute", IntegerType()),
-    StructField("time_hour", StringType()),
-])
+# Landed CSVs are read with these schemas (explicit types, no inference pass over the data),
+# built from the data contract that landing, the GX reader and the suites also derive from.
+FLIGHTS_SCHEMA: StructType = contract.spark_schema("flights")
+WEATHER_SCHEMA: StructType = contract.spark_schema("weather")
 WEATHER_VALUE_COLUMNS: tuple[str, ...] = (
     "temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib",
 )
-WEATHER_SCHEMA = StructType([
-    StructField("origin", StringType()),
-    StructField("year", IntegerType()),
-    StructField("month", IntegerType()),
-    StructField("day", IntegerType()),
-    StructField("hour", IntegerType()),
-    StructField("temp", DoubleType()),
-    StructField("dewp", DoubleType()),
-    StructField("humid", DoubleType()),
-    StructField("wind_dir", IntegerType()),
-    StructField("wind_speed", DoubleType()),
-    StructField("wind_gust", DoubleType()),
-    StructField("precip", DoubleType()),
-    StructField("pressure", DoubleType()),
-    StructField("visib", DoubleType()),
-    StructField("time_hour", StringType()),
-])
 
 TRAILING_COLUMNS: tuple[str, ...] = tuple(
     f"{key}_{measure}_{days}d"

@@ -9,8 +9,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from bad_drops import BadDrop, corpus, good_body, good_key
-from contrail import lake, landing
+from bad_drops import BadDrop, corpus, csv_text, good_body, good_key, gz
+from contrail import catalog, contract, lake, landing
 from contrail.landing import BadDropError, LandingResult, MissingDropError, RunInfo
 
 BUCKET = "contrail-test-lake"
@@ -77,7 +77,7 @@ def test_check_drop_names_the_broken_rule(case: BadDrop) -> None:
     dataset = case.bad_key.split("/")[1]
     check = landing.check_drop(case.objects, dataset=dataset, dt=DT)
     assert [(f.key, f.reason) for f in check.failures] == [(case.bad_key, case.reason)]
-    assert [g.key for g in check.good] == [good_key(dataset, DT)]
+    assert [g.key for g in check.good] == sorted(set(case.objects) - {case.bad_key})
 
 
 def test_content_fingerprint_ignores_names_and_order() -> None:
@@ -126,13 +126,16 @@ def test_lands_two_dates_as_version_one(s3: Any) -> None:
     manifest = landing.current_manifest(s3, BUCKET, "flights", DT)
     body = good_body("flights", DT, rows=4)
     assert manifest == {
-        "manifest_format": 1, "dataset": "flights", "dt": "2013-01-01", "version": 1,
+        "manifest_format": 2, "dataset": "flights", "dt": "2013-01-01", "version": 1,
         "objects": [{"key": "landing/flights/dt=2013-01-01/v=0001/flights_2013-01-01.csv.gz",
                      "bytes": len(body), "sha256": lake.sha256_hex(body), "rows": 4,
+                     "content_sha256": lake.sha256_hex(csv_text("flights", DT, 4).encode()),
                      "source_key": good_key("flights", DT)}],
-        "rows": 4, "header_fingerprint": landing.header_fingerprint(landing.nycflights.COLUMNS["flights"]),
-        "content_fingerprint": landing.content_fingerprint([lake.sha256_hex(body)]),
-        "source_keys": [good_key("flights", DT)], "dag_id": "land", "run_id": "manual__1",
+        "rows": 4, "header_fingerprint": landing.header_fingerprint(contract.columns("flights")),
+        "content_fingerprint": landing.content_fingerprint(
+            [lake.sha256_hex(csv_text("flights", DT, 4).encode())]),
+        "source_keys": [good_key("flights", DT)], "empty_source_keys": [],
+        "dag_id": "land", "run_id": "manual__1",
         "landed_at": "2026-01-01T00:00:00+00:00", "previous_version": None,
     }
     assert lake.read_bytes(s3, BUCKET, manifest["objects"][0]["key"]) == body
@@ -250,6 +253,7 @@ def test_bad_drop_is_quarantined_and_nothing_lands(s3: Any, case: BadDrop) -> No
     sha = lake.sha256_hex(body)
     folder = f"quarantine/{dataset}/dt={dt_text}/{sha[:12]}/"
     quarantined = sorted(snapshot(s3, "quarantine/"))
+    assert all(len(k.encode()) <= 200 for k in quarantined)  # short whatever the source key's length
     assert len(quarantined) == 2 and all(k.startswith(folder) for k in quarantined)
     reason = lake.read_json(s3, BUCKET, folder + "reason.json")
     [failure] = reason["failures"]
@@ -260,7 +264,7 @@ def test_bad_drop_is_quarantined_and_nothing_lands(s3: Any, case: BadDrop) -> No
 
 
 def test_every_failure_of_a_drop_is_quarantined_and_listed(s3: Any) -> None:
-    cases = corpus("flights", DT)
+    cases = [c for c in corpus("flights", DT) if c.reason != "no_rows"]  # no_rows fails a whole drop only
     objects: dict[str, bytes] = {}
     for case in cases:
         objects.update(case.objects)
@@ -272,7 +276,9 @@ def test_every_failure_of_a_drop_is_quarantined_and_listed(s3: Any) -> None:
     failures = {f.key: f.reason for f in info.value.failures}
     assert failures == {c.bad_key: c.reason for c in cases}
     assert info.value.key == min(failures)
-    assert all(key in str(info.value) for key in failures)
+    listed = sorted(failures)[:landing.MESSAGE_LISTS]  # the rest are counted, and in reason.json
+    assert all(key in str(info.value) for key in listed)
+    assert str(info.value).endswith(f"and {len(failures) - len(listed)} more")
     reasons = [lake.read_json(s3, BUCKET, key) for key in snapshot(s3, "quarantine/")
                if key.endswith("/reason.json")]
     assert sorted(f["source_key"] for doc in reasons for f in doc["failures"]) == sorted(failures)
@@ -335,6 +341,8 @@ def test_no_code_path_deletes_or_overwrites_landing(s3: Any) -> None:
     drop(s3, {good_key("flights", DT): good_body("flights", DT, rows=4)})
     landing.land_partition(guard, BUCKET, dataset="flights", dt=DT, run=RUN2)           # v2
     for case in corpus("flights", DT):                                                   # bad drops
+        if case.reason == "no_rows":  # a header-only part beside good rows is skipped, not a failure
+            continue
         drop(s3, case.objects)
         with pytest.raises(BadDropError):
             landing.land_partition(guard, BUCKET, dataset="flights", dt=DT, run=RUN2)
@@ -345,3 +353,111 @@ def test_no_code_path_deletes_or_overwrites_landing(s3: Any) -> None:
     assert len(guard.landing_writes) == 4 == len(set(guard.landing_writes))
     with pytest.raises(lake.ImmutableObjectError):  # and the primitive itself refuses a change
         lake.put_immutable(s3, BUCKET, guard.landing_writes[0], b"other bytes")
+
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def test_marker_files_beside_the_data_are_ignored(s3: Any) -> None:
+    prefix = catalog.incoming_prefix("flights", DT)
+    markers = {prefix + "_SUCCESS": b"", prefix + "_manifest.json": b"{}", prefix + ".part-0.crc": b"x",
+               prefix + "_tmp/flights.csv.gz": b"half", prefix + "part=1/": b""}
+    drop(s3, {**markers, good_key("flights", DT): good_body("flights", DT)})
+
+    result = landing.land_partition(s3, BUCKET, dataset="flights", dt=DT, run=RUN)
+
+    assert (result.version, result.rows) == (1, 3)
+    manifest = landing.current_manifest(s3, BUCKET, "flights", DT)
+    assert manifest is not None and manifest["source_keys"] == [good_key("flights", DT)]
+    assert snapshot(s3, "quarantine/") == {}
+    check = landing.check_drop({**markers, good_key("flights", DT): good_body("flights", DT)},
+                               dataset="flights", dt=DT)
+    assert check.ok and check.ignored == tuple(sorted(markers))
+
+
+def test_markers_alone_are_no_drop(s3: Any) -> None:
+    drop(s3, {catalog.incoming_prefix("flights", DT) + "_SUCCESS": b""})
+    with pytest.raises(MissingDropError):
+        landing.land_partition(s3, BUCKET, dataset="flights", dt=DT, run=RUN)
+
+
+def test_is_marker_does_not_hide_unsafe_keys() -> None:
+    prefix = catalog.incoming_prefix("flights", DT)
+    assert landing.is_marker(prefix + "_SUCCESS", dataset="flights", dt=DT)
+    assert landing.is_marker(prefix + "sub/.hidden.csv.gz", dataset="flights", dt=DT)
+    assert not landing.is_marker(prefix + "../2013-01-02/a.csv.gz", dataset="flights", dt=DT)
+    assert not landing.is_marker(prefix + "flights_1.csv.gz", dataset="flights", dt=DT)
+
+
+def test_recompressing_identical_rows_is_a_no_op(s3: Any) -> None:
+    text = csv_text("flights", DT)
+    drop(s3, {good_key("flights", DT): gz(text)})
+    first = landing.land_partition(s3, BUCKET, dataset="flights", dt=DT, run=RUN)
+    before = snapshot(s3, "landing/")
+    recompressed = gz(text, mtime=1_700_000_000, level=1)
+    assert recompressed != gz(text)
+    drop(s3, {good_key("flights", DT): recompressed})
+
+    again = landing.land_partition(s3, BUCKET, dataset="flights", dt=DT, run=RUN2)
+
+    assert first.created and not again.created and again.version == 1
+    assert snapshot(s3, "landing/") == before
+    manifest = landing.current_manifest(s3, BUCKET, "flights", DT)
+    assert manifest is not None and manifest["objects"][0]["sha256"] == lake.sha256_hex(gz(text))
+
+
+def test_a_format_1_manifest_compares_by_bytes(s3: Any) -> None:
+    """A version landed before fingerprints moved to decompressed content is not re-landed."""
+    body = good_body("flights", DT)
+    inspection = landing.inspect_drop(good_key("flights", DT), body, dataset="flights", dt=DT)
+    legacy = {"manifest_format": 1, "content_fingerprint": landing.content_fingerprint([inspection.sha256])}
+    assert landing.same_content(legacy, [inspection])
+    current = {"manifest_format": 2, "content_fingerprint": landing.content_fingerprint([inspection.sha256])}
+    assert not landing.same_content(current, [inspection])
+
+
+def test_over_long_key_is_quarantined_at_once_without_an_orphan_prefix(s3: Any) -> None:
+    case = next(c for c in corpus("flights", DT) if c.reason == "key_too_long")
+    assert len(case.bad_key.encode()) <= 1024  # S3 took it as an incoming key
+    drop(s3, case.objects)
+    calls: list[str] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            calls.append(name)
+            return getattr(s3, name)
+
+    with pytest.raises(BadDropError) as info:
+        landing.land_partition(Counting(), BUCKET, dataset="flights", dt=DT, run=RUN)
+
+    assert info.value.reason == "key_too_long" and "1024" in info.value.detail
+    assert snapshot(s3, "landing/") == {}  # no v=0001/ orphan
+    quarantined = [k for k in snapshot(s3, "quarantine/") if not k.endswith("reason.json")]
+    assert len(quarantined) == 1 and len(quarantined[0]) < 200
+    assert calls.count("put_object") == 2  # the quarantined copy and its reason, no retried landing write
+
+
+def test_header_only_part_beside_good_parts_is_skipped(s3: Any) -> None:
+    prefix = catalog.incoming_prefix("flights", DT)
+    header_only = prefix + "part-0002.csv.gz"
+    drop(s3, {prefix + "part-0000.csv.gz": good_body("flights", DT, rows=2),
+              prefix + "part-0001.csv.gz": good_body("flights", DT, rows=3, start=10),
+              header_only: gz(",".join(contract.columns("flights")) + "\n")})
+
+    result = landing.land_partition(s3, BUCKET, dataset="flights", dt=DT, run=RUN)
+
+    assert (result.version, result.rows) == (1, 5)
+    manifest = landing.current_manifest(s3, BUCKET, "flights", DT)
+    assert manifest is not None
+    assert manifest["source_keys"] == [prefix + "part-0000.csv.gz", prefix + "part-0001.csv.gz"]
+    assert manifest["empty_source_keys"] == [header_only]
+    assert not any(k.endswith("part-0002.csv.gz") for k in snapshot(s3, "landing/"))
+    s3.delete_object(Bucket=BUCKET, Key=header_only)  # the same rows without the empty part: no-op
+    assert not landing.land_partition(s3, BUCKET, dataset="flights", dt=DT, run=RUN2).created
+
+
+def test_wrong_case_suffix_is_named() -> None:
+    key = catalog.incoming_prefix("flights", DT) + "flights.CSV.GZ"
+    with pytest.raises(BadDropError) as info:
+        landing.inspect_drop(key, good_body("flights", DT), dataset="flights", dt=DT)
+    assert info.value.reason == "not_csv_gz" and "wrong case" in info.value.detail

@@ -12,11 +12,55 @@ def test_deferred_wait_timeout_names_dataset_partition_and_key():
     from contrail.sensors import DropSensor
 
     sensor = DropSensor(task_id="wait_for_drop", dataset="flights", bucket_name="lake",
-                        bucket_key="incoming/flights/2013-01-04/*.csv.gz", timeout=60)
+                        drop_prefix="incoming/flights/2013-01-04/", timeout=60)
     assert sensor.deferrable and sensor.wildcard_match
     with pytest.raises(AirflowSensorTimeout) as exc:
         sensor.resume_execution(TRIGGER_FAIL_REPR, {"error": TriggerFailureReason.TRIGGER_TIMEOUT},
                                 {"ds": "2013-01-04"})
     message = str(exc.value)
     assert "flights" in message and "dt=2013-01-04" in message
-    assert "s3://lake/incoming/flights/2013-01-04/*.csv.gz" in message and "60 s" in message
+    assert "s3://lake/incoming/flights/2013-01-04/" in message and "60 s" in message
+
+
+KEYS_SEEN = ["incoming/flights/2013-01-04/flights.csv.gz", "incoming/flights/2013-01-04/flights.CSV.GZ",
+             "incoming/flights/2013-01-04/flights.csv", "incoming/flights/2013-01-04/part=1/p-0.csv.gz"]
+KEYS_NOT_SEEN = ["incoming/flights/2013-01-04/_SUCCESS", "incoming/flights/2013-01-04/.flights.csv.gz.tmp",
+                 "incoming/flights/2013-01-04/part=1/", "incoming/flights/2013-01-05/flights.csv.gz"]
+
+
+def _sensor():
+    from contrail.sensors import DropSensor
+
+    return DropSensor(task_id="wait_for_drop", dataset="flights", bucket_name="lake",
+                      drop_prefix="incoming/flights/2013-01-04/", timeout=60)
+
+
+@pytest.mark.parametrize("key", KEYS_SEEN)
+def test_any_data_name_wakes_the_sensor_so_landing_can_judge_it(key: str) -> None:
+    import fnmatch
+
+    # fnmatch is what both the poke and the deferred trigger match keys with
+    assert fnmatch.fnmatchcase(key, _sensor().bucket_key)
+
+
+@pytest.mark.parametrize("key", KEYS_NOT_SEEN)
+def test_markers_and_folder_keys_do_not_wake_the_sensor(key: str) -> None:
+    import fnmatch
+
+    assert not fnmatch.fnmatchcase(key, _sensor().bucket_key)
+
+
+def test_poke_sees_a_wrong_case_drop_and_not_a_lone_marker(moto_s3) -> None:
+    moto_s3.create_bucket(Bucket="lake")
+    sensor = _sensor()
+    moto_s3.put_object(Bucket="lake", Key="incoming/flights/2013-01-04/_SUCCESS", Body=b"")
+    assert not sensor.poke({})
+    moto_s3.put_object(Bucket="lake", Key="incoming/flights/2013-01-04/flights.CSV.GZ", Body=b"x")
+    assert sensor.poke({})
+
+
+def test_drop_prefix_must_be_a_folder() -> None:
+    from contrail.sensors import DropSensor
+
+    with pytest.raises(ValueError, match="must end in '/'"):
+        DropSensor(task_id="w", dataset="flights", bucket_name="lake", drop_prefix="incoming/flights/x")
