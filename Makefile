@@ -4,15 +4,19 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.contrail-installed
 UV_VERSION := 0.13.9
+# embedded (SQLite, LocalExecutor) or scaleout (PostgreSQL, Celery + Redis, two workers)
+PROFILE ?= $(or $(CONTRAIL_PROFILE),embedded)
+export CONTRAIL_PROFILE := $(PROFILE)
 
 .PHONY: help venv demo test test-fast test-quality-all up down status bootstrap bench lock clean clean-state
 
 help:
 	@echo "make demo    - install, start the local stack, run a few days of 2013 through Airflow, stop"
 	@echo "make test    - install and run the test suite (unit, Spark, GX, MLflow, end-to-end)"
-	@echo "make up      - start the local stack in the foreground (Ctrl-C or 'make down' stops it)"
+	@echo "make up      - start the local stack in the foreground (Ctrl-C or 'make down' stops it);"
+	@echo "               PROFILE=scaleout for PostgreSQL + Celery (make demo/status/down take it too)"
 	@echo "make down    - stop the local stack (state stays in .contrail/)"
-	@echo "make status  - components, memory, URLs and login"
+	@echo "make status  - profile, components, restarts, memory, URLs and login"
 	@echo "make bench   - run the benchmarks under bench/"
 
 venv: $(STAMP)

@@ -46,7 +46,8 @@ def _local_build() -> None:
 
         return plan_pending_features(context)
 
-    @task(outlets=[assets.features()])
+    # the Spark job runs where Spark is: on the scale-out profile, the worker serving this queue
+    @task(outlets=[assets.features()], queue=SETTINGS.spark_queue)
     def build(planned: dict, **context) -> dict:
         """Run the Spark job on the plan (local spark-submit) and check what it published."""
         from contrail.pipeline import build_features_local

