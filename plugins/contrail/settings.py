@@ -137,7 +137,8 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
+# psycopg2 named: SQLAlchemy 2.1 would take a bare postgresql:// for psycopg 3
+POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 REDIS_URL = "redis://127.0.0.1:6379"
 
 

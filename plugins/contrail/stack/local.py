@@ -312,7 +312,7 @@ def start(settings: Settings, *, timeout: float = 180.0) -> dict[str, int]:
     for comp in components(settings):
         if comp.name in already:
             continue
-        if comp.name not in ("scheduler", "dag-processor", "triggerer") and comp.ready():
+        if comp.ready is not _always and comp.ready():  # a component with a port of its own
             raise StackError(f"port for {comp.name} is already in use by another process; "
                              "set CONTRAIL_*_PORT to move the stack")
     if settings.scaleout is not None and len(already) < len(components(settings)):

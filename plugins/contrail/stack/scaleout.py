@@ -60,6 +60,10 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         # a worker takes a task only when it has a free slot, so a busy worker never sits on
         # a task the other could run now
         "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+        # a message a dead worker had taken is redelivered after this long; longer than any one
+        # task (a year's feature build), and the scheduler's heartbeat check below retries
+        # the task long before anyway
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
         # a dead worker's task is failed (then retried elsewhere) once its heartbeat is this old
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(so.task_heartbeat_timeout_s),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL":
