@@ -63,7 +63,7 @@ lock:
 
 clean-state:
 	$(BIN)/contrail stack down
-	rm -rf .contrail
+	$(BIN)/contrail stack reset
 
 clean: clean-state
 	rm -rf $(VENV) build *.egg-info

