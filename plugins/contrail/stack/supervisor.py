@@ -54,14 +54,21 @@ class Process(Protocol):
 
 @dataclass
 class AdoptedProcess:
-    """A component this process did not start (a stack left running by another supervisor):
-    it cannot be reaped from here, so its death is read from its state, zombies included."""
+    """A component known by its pid only (started before this supervisor, maybe by another
+    process): reaped if it is this process's child, else its death is read from its state,
+    zombies included."""
 
     pid: int
 
     def poll(self) -> int | None:
         import psutil
 
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == self.pid:
+                return os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            pass  # not a child of this process: its parent reaps it
         try:
             if psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE:
                 return None
