@@ -52,6 +52,7 @@ def _partition_shape(settings, s3, day: date) -> dict:
     went through the pipeline the same way have the same shape."""
     prefixes = [*(lake.landing_partition(ds, day) for ds in ("flights", "weather")),
                 *(lake.quarantine_prefix(ds, day) for ds in ("flights", "weather")),
+                *(lake.quality_result_key(ds, day, 1).rsplit("/", 1)[0] + "/" for ds in ("flights", "weather")),
                 lake.features_prefix(settings.feature_set, day),
                 lake.predictions_prefix(settings.model_name, day)]
     keys = sorted(o.key for p in prefixes for o in lake.list_objects(s3, settings.bucket, p))
