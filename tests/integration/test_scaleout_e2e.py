@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -24,7 +24,9 @@ from .test_pipeline_e2e import (  # noqa: F401 - collected here again, on this m
 pytestmark = pytest.mark.e2e
 STACK_PROFILE = "scaleout"
 
-KILL_DAY = date(2013, 1, 6)
+# the day after the pipeline's days: landing runs wait for their days in order (catch-up,
+# two active runs), so a later day would wait behind days never dropped
+KILL_DAY = DAYS[-1] + timedelta(days=1)
 # tasks that run long enough on a worker to be killed in the middle
 KILLABLE = {("quality", "validate_flights"), ("quality", "validate_weather"), ("features", "build")}
 
