@@ -82,7 +82,10 @@ def test_a_worker_killed_mid_task_loses_no_partition(stack, pipeline_run):
     os.killpg(pid, signal.SIGKILL)  # the whole "host": the worker and the task it runs
 
     features = lake.features_prefix(stack.feature_set, KILL_DAY) + "_SUCCESS"
-    wait_for(lambda: lake.exists(s3, stack.bucket, features), f"features for {KILL_DAY}", 900)
+    # the retry waits for the heartbeat timeout (30 s here) and the retry delay, then the day
+    # still goes through quality, a feature build and scoring: on a loaded 2-core machine that
+    # took over 15 minutes
+    wait_for(lambda: lake.exists(s3, stack.bucket, features), f"features for {KILL_DAY}", 1800)
     wait_for(lambda: any(lake.list_objects(s3, stack.bucket, lake.predictions_prefix(stack.model_name, KILL_DAY))),
              f"predictions for {KILL_DAY}", 600)
 
