@@ -10,6 +10,9 @@ PYTHON_EMR ?= python3.9
 VENV_EMR   ?= .venv-emr
 EMR_LOCK   := spark_jobs/requirements-emr.lock
 EMR_STAMP  := $(VENV_EMR)/.contrail-installed
+# embedded (SQLite, LocalExecutor) or scaleout (PostgreSQL, Celery + Redis, two workers)
+PROFILE ?= $(or $(CONTRAIL_PROFILE),embedded)
+export CONTRAIL_PROFILE := $(PROFILE)
 
 .PHONY: help venv venv-emr lock-emr demo test test-fast test-quality-all up down status bootstrap bench lock dist clean clean-state
 
@@ -17,9 +20,10 @@ help:
 	@echo "make demo    - install, start the local stack, run a few days of 2013 through Airflow, stop"
 	@echo "make test    - install and run the test suite (unit, Spark, GX, MLflow, end-to-end)"
 	@echo "make venv-emr - the Spark job's EMR runtime (Python 3.9 + PySpark 3.5) in $(VENV_EMR)/"
-	@echo "make up      - start the local stack in the foreground (Ctrl-C or 'make down' stops it)"
+	@echo "make up      - start the local stack in the foreground (Ctrl-C or 'make down' stops it);"
+	@echo "               PROFILE=scaleout for PostgreSQL + Celery (make demo/status/down take it too)"
 	@echo "make down    - stop the local stack (state stays in .contrail/)"
-	@echo "make status  - components, memory, URLs and login"
+	@echo "make status  - profile, components, restarts, memory, URLs and login"
 	@echo "make bench   - run the benchmarks under bench/"
 	@echo "make dist    - build dist/mwaa/: the DAGs zip, plugins.zip and requirements.txt MWAA takes"
 
@@ -87,7 +91,7 @@ lock-emr:
 
 clean-state:
 	$(BIN)/contrail stack down
-	rm -rf .contrail
+	$(BIN)/contrail stack reset
 
 clean: clean-state
 	rm -rf $(VENV) $(VENV_EMR) build dist *.egg-info

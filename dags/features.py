@@ -47,7 +47,8 @@ def _local_build() -> None:
 
         return plan_task(context)
 
-    @task(outlets=[assets.features()])
+    # the Spark job runs where Spark is: on the scale-out profile, the worker serving this queue
+    @task(outlets=[assets.features()], queue=SETTINGS.spark_queue)
     def build(planned: dict, **context) -> dict:
         """Run the Spark job on the plan (local spark-submit) and check what it published."""
         from contrail.stages.features import build_local_task

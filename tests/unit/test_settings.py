@@ -43,3 +43,50 @@ def test_bad_values_name_the_variable(environ, message):
 
 def test_draining_can_be_turned_off():
     assert load_settings({"CONTRAIL_STREAM_DRAIN_IDLE_S": "0"}).stream_drain_idle_s == 0.0
+
+
+def test_embedded_is_the_default_profile_and_routes_nothing():
+    cfg = load_settings({})
+    assert (cfg.profile, cfg.scaleout, cfg.spark_queue) == ("embedded", None, "default")
+
+
+def test_scaleout_databases_are_per_state_dir_on_loopback():
+    a = load_settings({"CONTRAIL_PROFILE": "scaleout", "CONTRAIL_STATE_DIR": "/tmp/stack-a"})
+    b = load_settings({"CONTRAIL_PROFILE": "scaleout", "CONTRAIL_STATE_DIR": "/tmp/stack-b"})
+    assert a.scaleout.airflow_db_url.startswith("postgresql+psycopg2://postgres@127.0.0.1:5432/contrail_")
+    assert a.scaleout.airflow_db_url.endswith("_airflow") and a.scaleout.mlflow_backend_uri.endswith("_mlflow")
+    assert a.scaleout.airflow_db_url != b.scaleout.airflow_db_url
+    assert a.scaleout.mlflow_backend_uri != b.scaleout.mlflow_backend_uri
+    assert a.scaleout.celery_broker_url == "redis://127.0.0.1:6379/0"
+    assert a.scaleout.celery_result_backend == f"db+{a.scaleout.airflow_db_url}"
+    assert a.spark_queue == "spark"
+
+
+def test_scaleout_urls_come_from_the_names_airflow_reads():
+    cfg = load_settings({
+        "CONTRAIL_PROFILE": "scaleout",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://airflow@db:5432/airflow",
+        "AIRFLOW__CELERY__BROKER_URL": "redis://broker:6379/3",
+        "CONTRAIL_MLFLOW_BACKEND_URI": "postgresql+psycopg2://mlflow@db:5432/mlflow",
+        "CONTRAIL_TASK_HEARTBEAT_TIMEOUT_S": "30",
+    })
+    so = cfg.scaleout
+    assert so.airflow_db_url == "postgresql+psycopg2://airflow@db:5432/airflow"
+    assert so.celery_result_backend == "db+postgresql+psycopg2://airflow@db:5432/airflow"
+    assert so.celery_broker_url == "redis://broker:6379/3"
+    assert so.mlflow_backend_uri == "postgresql+psycopg2://mlflow@db:5432/mlflow"
+    assert so.task_heartbeat_timeout_s == 30
+
+
+def test_redis_db_picks_the_broker_database():
+    cfg = load_settings({"CONTRAIL_PROFILE": "scaleout", "CONTRAIL_REDIS_DB": "14"})
+    assert cfg.scaleout.celery_broker_url == "redis://127.0.0.1:6379/14"
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"CONTRAIL_PROFILE": "cluster"}, "CONTRAIL_PROFILE must be 'embedded' or 'scaleout'"),
+    ({"CONTRAIL_PROFILE": "scaleout", "CONTRAIL_REDIS_DB": "one"}, "CONTRAIL_REDIS_DB must be a Redis database number"),
+])
+def test_bad_profile_values_name_the_variable(environ, message):
+    with pytest.raises(ValueError, match=message):
+        load_settings(environ)

@@ -36,7 +36,7 @@ class AirflowClient:
 
     @classmethod
     def for_local(cls, settings: Settings) -> "AirflowClient":
-        from contrail.stack.local import AIRFLOW_USER, airflow_password
+        from contrail.stack.state import AIRFLOW_USER, airflow_password
 
         return cls(settings.airflow_url, AIRFLOW_USER, airflow_password(settings))
 

@@ -10,6 +10,14 @@ Components, all bound to loopback, all state under ``settings.state_dir`` (``.co
 * ``api-server``, ``scheduler``, ``dag-processor``, ``triggerer`` — Airflow 3 on SQLite with
   the LocalExecutor, parallelism sized for 2 cores.
 
+On the ``scaleout`` profile (``CONTRAIL_PROFILE=scaleout``, see :mod:`contrail.stack.scaleout`)
+Airflow and MLflow keep their state in PostgreSQL, the scheduler hands tasks to Redis, and two
+``celery-worker-*`` components run them.
+
+``start()`` supervises what it starts (:mod:`contrail.stack.supervisor`): a component that
+dies is restarted with a bounded back-off for as long as the starting process runs
+(``contrail stack up``, or the test session); ``stop()`` ends supervision before it stops anything.
+
 Connections reach Airflow only as ``AIRFLOW_CONN_*`` environment variables built here; the
 generated secrets (Airflow password, JWT and API keys) live in ``.contrail/secrets.json``,
 which is created on first start and never committed.
@@ -19,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -29,13 +36,16 @@ import time
 import importlib.util
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from contrail.settings import REPO_ROOT, Settings
+from contrail.stack import scaleout
+from contrail.stack.supervisor import AdoptedProcess, Supervisor
+from contrail.stack.state import AIRFLOW_USER, airflow_password, ensure_secrets, paths  # noqa: F401 - re-exported
 
-AIRFLOW_USER = "contrail"
+
 PARALLELISM = 4  # two cores: four concurrent tasks keep both busy without 32 idle workers
 
 
@@ -46,50 +56,12 @@ class Component:
     ready: Callable[[], bool]
     # False: start it and go on with the next component; start() waits for it at the end
     blocking: bool = True
+    # what this component's environment adds to the stack's
+    env: dict[str, str] = field(default_factory=dict)
 
 
 class StackError(RuntimeError):
     pass
-
-
-# ---------------------------------------------------------------------------- paths & secrets
-
-def paths(settings: Settings) -> dict[str, Path]:
-    root = settings.state_dir
-    return {
-        "root": root,
-        "airflow_home": root / "airflow",
-        "mlflow": root / "mlflow",
-        "spark_connect": root / "spark-connect",
-        "emulator_state": root / "emulator" / "state.pkl",
-        "logs": root / "logs",
-        "run": root / "run",
-        "secrets": root / "secrets.json",
-        "passwords": root / "airflow" / "passwords.json",
-    }
-
-
-def ensure_secrets(settings: Settings) -> dict[str, str]:
-    """Create the stack's secrets once; later starts reuse them (tokens and logins survive)."""
-    p = paths(settings)
-    if p["secrets"].exists():
-        return json.loads(p["secrets"].read_text())
-    from cryptography.fernet import Fernet
-
-    values = {
-        "airflow_password": secrets.token_urlsafe(12),
-        "jwt_secret": secrets.token_urlsafe(32),
-        "api_secret_key": secrets.token_urlsafe(32),
-        "fernet_key": Fernet.generate_key().decode(),
-    }
-    p["secrets"].parent.mkdir(parents=True, exist_ok=True)
-    p["secrets"].touch(mode=0o600)
-    p["secrets"].write_text(json.dumps(values, indent=2))
-    return values
-
-
-def airflow_password(settings: Settings) -> str:
-    return ensure_secrets(settings)["airflow_password"]
 
 
 # ---------------------------------------------------------------------------- environment
@@ -161,7 +133,10 @@ def stack_env(settings: Settings, base: dict[str, str] | None = None) -> dict[st
         "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({
             "conn_type": "http", "host": settings.host, "port": settings.ports.mlflow, "schema": "http",
         }),
+        "CONTRAIL_PROFILE": settings.profile,
     })
+    if settings.scaleout is not None:
+        env.update(scaleout.airflow_env(settings))
     return env
 
 
@@ -206,6 +181,11 @@ def components(settings: Settings) -> list[Component]:
     bin_dir = Path(py).parent
     airflow = str(bin_dir / "airflow")
     host, ports = settings.host, settings.ports
+    mlflow_store = (settings.scaleout.mlflow_backend_uri if settings.scaleout
+                    else f"sqlite:///{p['mlflow'] / 'mlflow.db'}")
+    workers = [] if settings.scaleout is None else [
+        Component(name, scaleout.worker_argv(settings, name, queues), _always, env=scaleout.worker_env(name))
+        for name, queues in scaleout.workers(settings)]
     return [
         Component("emulator", [py, "-m", "contrail.stack.emulator", "--host", host,
                                "--port", str(ports.emulator), "--state-file", str(p["emulator_state"])],
@@ -225,7 +205,7 @@ def components(settings: Settings) -> list[Component]:
             "--conf", f"spark.local.dir={p['spark_connect']}",
         ], lambda: _port_open(host, ports.spark_connect), blocking=False),
         Component("mlflow", [str(bin_dir / "mlflow"), "server", "--host", host, "--port", str(ports.mlflow),
-                             "--backend-store-uri", f"sqlite:///{p['mlflow'] / 'mlflow.db'}",
+                             "--backend-store-uri", mlflow_store,
                              "--artifacts-destination", str(p["mlflow"] / "artifacts"),
                              "--workers", "1"],
                   lambda: _http_ok(f"http://{host}:{ports.mlflow}/health")),
@@ -233,6 +213,7 @@ def components(settings: Settings) -> list[Component]:
                                  "--workers", "1"],
                   lambda: _http_ok(f"http://{host}:{ports.airflow}/api/v2/monitor/health")),
         Component("scheduler", [airflow, "scheduler", "--skip-serve-logs"], _always),
+        *workers,
         Component("dag-processor", [airflow, "dag-processor"], _always),
         Component("triggerer", [airflow, "triggerer", "--skip-serve-logs"], _always),
     ]
@@ -247,12 +228,9 @@ def _read_pid(path: Path) -> int | None:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if AdoptedProcess(pid).poll() is not None:  # gone, or a zombie (which kill(pid, 0) accepts)
+        _reap(pid)
         return None
-    except PermissionError:
-        pass
     return pid
 
 
@@ -288,8 +266,41 @@ def migrate_airflow_db(settings: Settings, env: dict[str, str]) -> None:
         raise StackError(f"airflow db migrate failed; see {log}")
 
 
+# state dir -> the supervisor of the stack this process started
+_SUPERVISORS: dict[Path, Supervisor] = {}
+
+
+def _spawn(settings: Settings, comp: Component, env: dict[str, str]) -> subprocess.Popen:
+    """Start one component in its own session, its output appended to its log file."""
+    log_file = paths(settings)["logs"] / f"{comp.name}.log"
+    with log_file.open("ab") as fh:
+        proc = subprocess.Popen(comp.argv, env={**env, **comp.env}, stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                cwd=str(settings.state_dir))
+    _pid_file(settings, comp.name).write_text(str(proc.pid))
+    return proc
+
+
+def _supervise(settings: Settings, env: dict[str, str], procs: dict[str, Any]) -> Supervisor:
+    by_name = {c.name: c for c in components(settings)}
+
+    def restarted(name: str) -> None:
+        if name == "emulator":  # a restarted emulator may have lost what came after its snapshot
+            _wait(by_name[name].ready, name, 60, None, None)
+            from contrail.stack.bootstrap import bootstrap
+
+            bootstrap(settings)
+
+    sup = Supervisor(lambda name: _spawn(settings, by_name[name], env), paths(settings)["supervision"],
+                     on_restarted=restarted)
+    for name, proc in procs.items():
+        sup.watch(name, proc)
+    return sup.start()
+
+
 def start(settings: Settings, *, timeout: float = 180.0) -> dict[str, int]:
-    """Start every component not already running; returns name -> pid. Idempotent."""
+    """Start every component not already running and supervise them all; returns name -> pid.
+    Idempotent."""
     p = paths(settings)
     for key in ("airflow_home", "mlflow", "spark_connect", "logs", "run"):
         p[key].mkdir(parents=True, exist_ok=True)
@@ -301,10 +312,13 @@ def start(settings: Settings, *, timeout: float = 180.0) -> dict[str, int]:
     for comp in components(settings):
         if comp.name in already:
             continue
-        if comp.name not in ("scheduler", "dag-processor", "triggerer") and comp.ready():
+        if comp.ready is not _always and comp.ready():  # a component with a port of its own
             raise StackError(f"port for {comp.name} is already in use by another process; "
                              "set CONTRAIL_*_PORT to move the stack")
+    if settings.scaleout is not None and len(already) < len(components(settings)):
+        scaleout.ensure_databases(settings)
     started: dict[str, int] = dict(already)
+    procs: dict[str, Any] = {name: AdoptedProcess(pid) for name, pid in already.items()}
     pending: list[tuple[Component, subprocess.Popen, Path]] = []
     for comp in components(settings):
         if comp.name in started:
@@ -313,12 +327,9 @@ def start(settings: Settings, *, timeout: float = 180.0) -> dict[str, int]:
             # the Airflow DB must exist before any Airflow component; bootstrap the lake first
             migrate_airflow_db(settings, env)
         log_file = p["logs"] / f"{comp.name}.log"
-        with log_file.open("ab") as fh:
-            proc = subprocess.Popen(comp.argv, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True,
-                                    cwd=str(settings.state_dir))
-        _pid_file(settings, comp.name).write_text(str(proc.pid))
+        proc = _spawn(settings, comp, env)
         started[comp.name] = proc.pid
+        procs[comp.name] = proc
         if not comp.blocking:
             pending.append((comp, proc, log_file))
             continue
@@ -329,11 +340,26 @@ def start(settings: Settings, *, timeout: float = 180.0) -> dict[str, int]:
             bootstrap(settings)
     for comp, proc, log_file in pending:
         _wait(comp.ready, comp.name, timeout, proc, log_file)
+    old = _SUPERVISORS.pop(settings.state_dir, None)
+    if old is not None:
+        old.stop()
+    _SUPERVISORS[settings.state_dir] = _supervise(settings, env, procs)
     return started
 
 
+def supervision(settings: Settings) -> dict[str, dict]:
+    """Per component: state, restarts, last exit, as the supervisor last recorded them."""
+    from contrail.stack.supervisor import read_status
+
+    return read_status(paths(settings)["supervision"])
+
+
 def stop(settings: Settings, *, timeout: float = 30.0) -> list[str]:
-    """SIGTERM each component's process group (reverse start order), SIGKILL stragglers."""
+    """End supervision, then SIGTERM each component's process group (reverse start order),
+    SIGKILL stragglers."""
+    sup = _SUPERVISORS.pop(settings.state_dir, None)
+    if sup is not None:
+        sup.stop()
     stopped = []
     for comp in reversed(components(settings)):
         pid_path = _pid_file(settings, comp.name)
@@ -429,4 +455,6 @@ def reset(settings: Settings) -> None:
     """Delete all local state (after stopping). Used by ``make clean-state``."""
     if running(settings):
         raise StackError("stop the stack first (make down)")
+    if settings.scaleout is not None:
+        scaleout.drop_databases(settings)
     shutil.rmtree(settings.state_dir, ignore_errors=True)
