@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from contrail import lake
+from contrail import catalog, lake
 
 from .test_pipeline_e2e import (  # noqa: F401 - collected here again, on this module's stack
     DAYS,
@@ -52,15 +52,19 @@ def _running_killable(api) -> dict | None:
 def _partition_shape(settings, s3, day: date) -> dict:
     """What the lake holds for one day, with the day and generated ids blanked: two days that
     went through the pipeline the same way have the same shape."""
-    prefixes = [*(lake.landing_partition(ds, day) for ds in ("flights", "weather")),
-                *(lake.quarantine_prefix(ds, day) for ds in ("flights", "weather")),
-                *(lake.quality_result_key(ds, day, 1).rsplit("/", 1)[0] + "/" for ds in ("flights", "weather")),
-                lake.features_prefix(settings.feature_set, day),
-                lake.predictions_prefix(settings.model_name, day)]
+    prefixes = [*(catalog.landing_partition(ds, day) for ds in ("flights", "weather")),
+                *(catalog.quarantine_prefix(ds, day) for ds in ("flights", "weather")),
+                *(catalog.quality_result_key(ds, day, 1).rsplit("/", 1)[0] + "/" for ds in ("flights", "weather")),
+                catalog.features_partition(settings.feature_set, day),
+                catalog.predictions_partition(settings.model_name, day)]
     keys = sorted(o.key for p in prefixes for o in lake.list_objects(s3, settings.bucket, p))
-    blank = lambda k: re.sub(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", "<id>",  # noqa: E731
-                             k.replace(day.isoformat(), "<dt>").replace(day.strftime("%Y%m%d"), "<dt>"))
-    pointers = [lake.read_json(s3, settings.bucket, lake.validated_pointer_key(ds, day))["version"]
+
+    def blank(key: str) -> str:
+        key = key.replace(day.isoformat(), "<dt>").replace(day.strftime("%Y%m%d"), "<dt>")
+        key = re.sub(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", "<id>", key)
+        return re.sub(r"b=(m\d+-)?[0-9a-f]{16}/", "b=<build>/", key)  # builds are named per run
+
+    pointers = [lake.read_json(s3, settings.bucket, catalog.validated_pointer_key(ds, day))["version"]
                 for ds in ("flights", "weather")]
     return {"keys": sorted(blank(k) for k in keys), "validated_versions": pointers}
 
@@ -81,12 +85,12 @@ def test_a_worker_killed_mid_task_loses_no_partition(stack, pipeline_run):
     pid = int((local.paths(stack)["run"] / f"{worker}.pid").read_text())
     os.killpg(pid, signal.SIGKILL)  # the whole "host": the worker and the task it runs
 
-    features = lake.features_prefix(stack.feature_set, KILL_DAY) + "_SUCCESS"
+    features = catalog.features_partition(stack.feature_set, KILL_DAY) + catalog.SUCCESS
     # the retry waits for the heartbeat timeout (30 s here) and the retry delay, then the day
     # still goes through quality, a feature build and scoring: on a loaded 2-core machine that
     # took over 15 minutes
     wait_for(lambda: lake.exists(s3, stack.bucket, features), f"features for {KILL_DAY}", 1800)
-    wait_for(lambda: any(lake.list_objects(s3, stack.bucket, lake.predictions_prefix(stack.model_name, KILL_DAY))),
+    wait_for(lambda: catalog.published_one(s3, stack.bucket, catalog.predictions_partition(stack.model_name, KILL_DAY)),
              f"predictions for {KILL_DAY}", 600)
 
     ti = api.request("GET", f"/dags/{victim['dag_id']}/dagRuns/{victim['dag_run_id']}/taskInstances/"
@@ -95,8 +99,8 @@ def test_a_worker_killed_mid_task_loses_no_partition(stack, pipeline_run):
     assert local.supervision(stack)[worker]["restarts"] >= 1
     # identical to an undisturbed day: one landed version each, validated once, built and scored once
     assert _partition_shape(stack, s3, KILL_DAY) == _partition_shape(stack, s3, DAYS[-1])
-    manifest = lake.read_json(s3, stack.bucket, lake.features_prefix(stack.feature_set, KILL_DAY) + "_manifest.json")
-    assert manifest["rows"] == len(nycflights.day("flights", KILL_DAY))
+    built = catalog.published_one(s3, stack.bucket, catalog.features_partition(stack.feature_set, KILL_DAY))
+    assert built.manifest["rows"] == len(nycflights.day("flights", KILL_DAY))
     print(f"killed {worker} running {victim['dag_id']}.{victim['task_id']}; "
           f"retried as try {ti['try_number']} on {ti['hostname']}")
 
