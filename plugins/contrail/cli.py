@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from datetime import date
@@ -29,35 +28,20 @@ from pathlib import Path
 from contrail.settings import load_settings
 
 
-def _print_urls(settings) -> None:
-    from contrail.stack.state import AIRFLOW_USER, airflow_password, paths
-
-    print(f"  Airflow UI   {settings.airflow_url}   user {AIRFLOW_USER}  password {airflow_password(settings)}")
-    print(f"               (password file: {paths(settings)['passwords']})")
-    print(f"  MLflow UI    {settings.mlflow_url}")
-    print(f"  AWS emulator {settings.emulator_url}   bucket s3://{settings.bucket}")
-    print(f"  Spark        {settings.spark_remote}   (Spark Connect: the stream tasks' Spark)")
-    if settings.scaleout is not None:
-        so = settings.scaleout
-        print(f"  Airflow DB   {so.airflow_db_url}   (CeleryExecutor, broker {so.celery_broker_url})")
-        print(f"  MLflow store {so.mlflow_backend_uri}")
-    print(f"  state        {settings.state_dir}")
-
-
 def cmd_stack(args: argparse.Namespace) -> int:
-    from contrail.stack import local
+    from contrail.stack import control, local
 
     settings = load_settings()
     if args.action == "up":
         if args.detach:
-            return _up_detached(settings)
+            return control.up_detached(settings)
         try:
             started = local.start(settings)
         except BaseException:
             local.stop(settings)  # nothing half-started stays behind
             raise
         print(f"contrail stack ({settings.profile} profile) is up ({', '.join(started)}):")
-        _print_urls(settings)
+        control.print_urls(settings)
         print("Ctrl-C (or `make down` elsewhere) stops it.", flush=True)
         (local.paths(settings)["run"] / "supervisor.pid").write_text(str(os.getpid()))
         stop = {"now": False}
@@ -75,16 +59,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
         print("stopped; state kept in", settings.state_dir)
         return 0
     if args.action == "down":
-        sup = local.paths(settings)["run"] / "supervisor.pid"
-        pid = local._read_pid(sup)
-        if pid:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(120):
-                if local._read_pid(sup) is None:
-                    break
-                time.sleep(0.5)
-        stopped = local.stop(settings)
-        if pid or stopped:
+        if control.down(settings):
             print("contrail stack stopped; state kept in", settings.state_dir)
         else:
             print("nothing was running")
@@ -109,35 +84,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
             print(f"  {comp.name:16s} {state}")
         if procs:
             print(f"  memory (PSS)   {local.memory_mb(settings):.0f} MiB")
-            _print_urls(settings)
+            control.print_urls(settings)
         return 0 if procs else 1
     raise SystemExit(f"unknown action {args.action}")
-
-
-def _up_detached(settings) -> int:
-    """Start ``contrail stack up`` in the background and wait until it reports ready."""
-    from contrail.stack import local
-
-    p = local.paths(settings)
-    p["logs"].mkdir(parents=True, exist_ok=True)
-    log = p["logs"] / "stack.log"
-    with log.open("ab") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "contrail.cli", "stack", "up"],
-                                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    deadline = time.monotonic() + 300
-    sup = p["run"] / "supervisor.pid"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            print(log.read_text()[-4000:], file=sys.stderr)
-            return 1
-        if local._read_pid(sup) == proc.pid:
-            print("contrail stack is up (detached):")
-            _print_urls(settings)
-            return 0
-        time.sleep(0.5)
-    print(f"stack did not come up in time; see {log}", file=sys.stderr)
-    return 1
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:

@@ -137,13 +137,12 @@ def summarize(settings: Settings, days: list[date], api, s3) -> dict:
 
 
 def run_demo(settings: Settings, *, days: int, start: date) -> int:
-    from contrail.cli import _print_urls, _up_detached
-    from contrail.stack import local
+    from contrail.stack import control, local
 
     day_list = [start + timedelta(days=i) for i in range(days)]
     was_running = bool(local.running(settings))
     t0 = time.monotonic()
-    if not was_running and _up_detached(settings) != 0:
+    if not was_running and control.up_detached(settings) != 0:
         return 1
     up_s = time.monotonic() - t0
     idle = local.memory_mb(settings)
@@ -153,10 +152,7 @@ def run_demo(settings: Settings, *, days: int, start: date) -> int:
     finally:
         if not was_running:
             print("[demo] stopping the stack (state kept in .contrail/; `make up` brings it back)")
-            from contrail.cli import cmd_stack
-            import argparse
-
-            cmd_stack(argparse.Namespace(action="down", detach=False))
+            control.down(settings)
     total = time.monotonic() - t0
     print("\n=== contrail demo summary ===")
     print(f"days             {', '.join(summary['days'])}")
@@ -169,6 +165,6 @@ def run_demo(settings: Settings, *, days: int, start: date) -> int:
     print(f"timing           stack start {up_s:.0f}s, demo total {total:.0f}s")
     print(f"memory (PSS)     idle {idle:.0f} MiB, peak during demo {mem.peak:.0f} MiB")
     print("where to look (after `make up`):")
-    _print_urls(settings)
+    control.print_urls(settings)
     print(f"  aws s3 ls --endpoint-url {settings.emulator_url} s3://{settings.bucket}/features/{settings.feature_set}/")
     return 0
