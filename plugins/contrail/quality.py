@@ -36,6 +36,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from contrail.lake import dt_str, s3_uri
@@ -106,32 +107,76 @@ def _time_hour_matches(frame: pd.DataFrame, local_date: pd.Series, hour: pd.Seri
     return same.fillna(False).astype(bool)
 
 
-def prepare(df: pd.DataFrame, suite: str) -> pd.DataFrame:
-    """Return a copy of ``df`` with the derived ``_columns`` the suite checks (pure pandas).
+_DAY_MINUTES = 24 * 60
+# Magnus formula constants (Alduchov & Eskridge 1996), temperatures in degrees C
+_MAGNUS_A, _MAGNUS_B = 17.625, 243.04
 
-    ``flights_raw``: ``_flight_date``, ``_sched_dep_hour``, ``_sched_dep_minute``,
-    ``_sched_arr_minute``, ``_dep_minute``, ``_arr_minute``, ``_time_hour_matches_schedule``.
-    ``weather_raw``: ``_obs_date``, ``_time_hour_matches_local``. ``features``: none.
-    Missing or unparsable source columns give nulls, never an exception: the suite's own
-    column and type rules then say what is wrong.
+
+def _clock_minutes(hhmm: pd.Series) -> pd.Series:
+    """Minutes since local midnight of an ``HHMM`` time (2400 gives 1440, the same clock as 0)."""
+    return (hhmm // 100) * 60 + hhmm % 100
+
+
+def _delay_clock_residual(frame: pd.DataFrame, delay: str, actual: str, scheduled: str) -> pd.Series:
+    """``delay`` minus (``actual`` - ``scheduled`` in clock minutes), modulo a day: 0 where they agree.
+
+    Modulo a day because a flight delayed past midnight (or leaving just before a schedule
+    just after it) has an actual time on the other side of 00:00. Null where either is null.
+    """
+    clock = _clock_minutes(_numeric(frame, actual)) - _clock_minutes(_numeric(frame, scheduled))
+    return (_numeric(frame, delay) - clock) % _DAY_MINUTES
+
+
+def _magnus_humidity(temp_f: pd.Series, dewp_f: pd.Series) -> pd.Series:
+    """Relative humidity (percent) that a temperature and dew point (degrees F) imply."""
+    t, d = (temp_f - 32) * 5 / 9, (dewp_f - 32) * 5 / 9
+    exponent = (_MAGNUS_A * d / (_MAGNUS_B + d) - _MAGNUS_A * t / (_MAGNUS_B + t)).astype("float64")
+    return pd.Series(100 * np.exp(exponent), index=temp_f.index).astype("Float64")
+
+
+def _flights_columns(df: pd.DataFrame) -> dict[str, pd.Series]:
+    flight_date = _local_date(df)
+    sched_dep = _numeric(df, "sched_dep_time")
+    air_time = _numeric(df, "air_time")
+    distance = _numeric(df, "distance")
+    # time between the two local clocks; the destination's zone differs by -6 h (HNL) .. +1 h (SJU)
+    block_clock = (_clock_minutes(_numeric(df, "arr_time")) - _clock_minutes(_numeric(df, "dep_time"))) % _DAY_MINUTES
+    route_distances = (pd.DataFrame({"o": df.get("origin"), "d": df.get("dest"), "miles": distance})
+                       .groupby(["o", "d"], dropna=False)["miles"].transform("nunique"))
+    return {
+        "_flight_date": flight_date,
+        "_sched_dep_hour": sched_dep // 100,
+        "_sched_dep_minute": sched_dep % 100,
+        "_sched_arr_minute": _numeric(df, "sched_arr_time") % 100,
+        "_dep_minute": _numeric(df, "dep_time") % 100,
+        "_arr_minute": _numeric(df, "arr_time") % 100,
+        "_time_hour_matches_schedule": _time_hour_matches(df, flight_date, _numeric(df, "hour")),
+        "_dep_delay_clock_residual": _delay_clock_residual(df, "dep_delay", "dep_time", "sched_dep_time"),
+        "_arr_delay_clock_residual": _delay_clock_residual(df, "arr_delay", "arr_time", "sched_arr_time"),
+        "_air_time_over_block_clock": air_time - block_clock,
+        "_implied_mph": distance / (air_time / 60),
+        "_origin_is_dest": (df["origin"] == df["dest"]).fillna(False).astype(bool)
+        if {"origin", "dest"} <= set(df.columns) else pd.Series(False, index=df.index),
+        "_route_distances": route_distances.astype("Int64").where(distance.notna()),
+    }
+
+
+def prepare(df: pd.DataFrame, suite: str) -> pd.DataFrame:
+    """Return a copy of ``df`` with the derived ``_columns`` the suite checks (pure, vectorised pandas).
+
+    The suites' ``meta.derived_columns`` say what each one is. Missing or unparsable source
+    columns give nulls, never an exception: the suite's own column and type rules then say
+    what is wrong.
     """
     if suite == "flights_raw":
-        flight_date = _local_date(df)
-        sched_dep = _numeric(df, "sched_dep_time")
-        return df.assign(
-            _flight_date=flight_date,
-            _sched_dep_hour=sched_dep // 100,
-            _sched_dep_minute=sched_dep % 100,
-            _sched_arr_minute=_numeric(df, "sched_arr_time") % 100,
-            _dep_minute=_numeric(df, "dep_time") % 100,
-            _arr_minute=_numeric(df, "arr_time") % 100,
-            _time_hour_matches_schedule=_time_hour_matches(df, flight_date, _numeric(df, "hour")),
-        )
+        return df.assign(**_flights_columns(df))
     if suite == "weather_raw":
         obs_date = _local_date(df)
+        humid_implied = _magnus_humidity(_numeric(df, "temp"), _numeric(df, "dewp"))
         return df.assign(
             _obs_date=obs_date,
             _time_hour_matches_local=_time_hour_matches(df, obs_date, _numeric(df, "hour")),
+            _humid_minus_magnus=_numeric(df, "humid") - humid_implied,
         )
     return df.copy()
 
