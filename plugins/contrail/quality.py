@@ -134,15 +134,23 @@ def _magnus_humidity(temp_f: pd.Series, dewp_f: pd.Series) -> pd.Series:
     return pd.Series(100 * np.exp(exponent), index=temp_f.index).astype("Float64")
 
 
+def _text(frame: pd.DataFrame, col: str) -> pd.Series:
+    if col not in frame.columns:
+        return pd.Series(None, index=frame.index, dtype="object")
+    return frame[col]
+
+
 def _flights_columns(df: pd.DataFrame) -> dict[str, pd.Series]:
+    """The derived columns of ``flights_raw`` (see the suite's ``meta.derived_columns``)."""
     flight_date = _local_date(df)
     sched_dep = _numeric(df, "sched_dep_time")
     air_time = _numeric(df, "air_time")
     distance = _numeric(df, "distance")
+    origin, dest = _text(df, "origin"), _text(df, "dest")
     # time between the two local clocks; the destination's zone differs by -6 h (HNL) .. +1 h (SJU)
     block_clock = (_clock_minutes(_numeric(df, "arr_time")) - _clock_minutes(_numeric(df, "dep_time"))) % _DAY_MINUTES
-    route_distances = (pd.DataFrame({"o": df.get("origin"), "d": df.get("dest"), "miles": distance})
-                       .groupby(["o", "d"], dropna=False)["miles"].transform("nunique"))
+    route_distances = (pd.DataFrame({"origin": origin, "dest": dest, "miles": distance})
+                       .groupby(["origin", "dest"], dropna=False)["miles"].transform("nunique"))
     return {
         "_flight_date": flight_date,
         "_sched_dep_hour": sched_dep // 100,
@@ -155,8 +163,7 @@ def _flights_columns(df: pd.DataFrame) -> dict[str, pd.Series]:
         "_arr_delay_clock_residual": _delay_clock_residual(df, "arr_delay", "arr_time", "sched_arr_time"),
         "_air_time_over_block_clock": air_time - block_clock,
         "_implied_mph": distance / (air_time / 60),
-        "_origin_is_dest": (df["origin"] == df["dest"]).fillna(False).astype(bool)
-        if {"origin", "dest"} <= set(df.columns) else pd.Series(False, index=df.index),
+        "_origin_is_dest": (origin.eq(dest) & origin.notna()).astype(bool),
         "_route_distances": route_distances.astype("Int64").where(distance.notna()),
     }
 
