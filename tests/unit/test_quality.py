@@ -327,7 +327,7 @@ BAD_WEATHER = {
     "direction in a calm": (_on_row("wind_speed > 0 and wind_gust.isnull()", wind_speed=0.0),
                             (IN_SET, ("wind_dir",))),
     "calm direction in a wind": (_on_row("wind_speed > 0", wind_dir=0), (BETWEEN, ("wind_dir",))),
-    "pressure in inches of mercury": (_set("pressure", 29.92), (BETWEEN, ("pressure",))),
+    "pressure a New York station never sees": (_set("pressure", 912.0), (BETWEEN, ("pressure",))),
     "broken wind sensor": (_set("wind_speed", 900.0, slice(0, 24)),
                            ("expect_column_values_to_be_between", ("wind_speed",))),
 }
