@@ -12,7 +12,8 @@ One gate for the whole module (GX is imported once). Documented exceptions, asse
 GX 1.24 costs ~1-2 s of CPU per daily validation, so all 730 take ~10 CPU-minutes. By default
 (and in CI) the test runs a fixed stratified sample: every 7th day, the first and last day,
 and every documented odd day; ``CONTRAIL_QUALITY_ALL_DAYS=1`` (``make test-quality-all``)
-runs all 365 days of both suites — last full run: all pass, exceptions exactly as below.
+runs all 365 days of both suites — last full run (with the cross-field rules): all pass,
+exceptions and warnings exactly as below.
 """
 
 from __future__ import annotations
