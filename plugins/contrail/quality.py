@@ -35,8 +35,9 @@ from datetime import date
 from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from contrail import contract
@@ -91,56 +92,120 @@ def read_landed_csv(body: bytes) -> pd.DataFrame:
 
 
 def _numeric(frame: pd.DataFrame, col: str) -> pd.Series:
+    """``col`` as plain float64, NaN where null or not a number (numpy arithmetic: fast on every row)."""
     if col not in frame.columns:
-        return pd.Series(pd.NA, index=frame.index, dtype="Float64")
-    return pd.to_numeric(frame[col], errors="coerce").astype("Float64")
+        return pd.Series(np.nan, index=frame.index, dtype="float64")
+    return pd.to_numeric(frame[col], errors="coerce").astype("float64")
+
+
+def _on_distinct(values: pd.Series, derive: Callable[[pd.Series], pd.DataFrame]) -> pd.DataFrame:
+    """``derive`` computed once per distinct non-null value of ``values``, spread back to every row.
+
+    A day's rows share one date and a few dozen ``time_hour`` values, and date formatting and
+    time-zone conversion are per-element Python in pandas: this keeps them off the row count.
+    Null values give null.
+    """
+    codes, uniques = pd.factorize(values)
+    derived = derive(pd.Series(uniques)).reset_index(drop=True)
+    out = derived.reindex(codes)  # code -1 (null) is no label: null
+    out.index = values.index
+    return out
 
 
 def _local_date(frame: pd.DataFrame) -> pd.Series:
     """``year``/``month``/``day`` as an ISO date string; null where they do not form a date."""
-    parts = pd.DataFrame({k: _numeric(frame, k).astype("float64") for k in ("year", "month", "day")})
+    parts = pd.DataFrame({k: _numeric(frame, k) for k in ("year", "month", "day")})
     if parts.empty:
         return pd.Series([], index=frame.index, dtype="object")
     stamps = pd.to_datetime(parts, errors="coerce")
-    return stamps.dt.strftime("%Y-%m-%d").astype("object").where(stamps.notna(), None)
+    text = _on_distinct(stamps, lambda s: s.dt.strftime("%Y-%m-%d").astype("object").to_frame("date"))["date"]
+    return text.astype("object").where(stamps.notna(), None)
 
 
 def _time_hour_matches(frame: pd.DataFrame, local_date: pd.Series, hour: pd.Series) -> pd.Series:
     """True where ``time_hour`` (UTC text) is the instant of the local date and hour."""
     if "time_hour" not in frame.columns:
         return pd.Series(False, index=frame.index)
-    utc = pd.to_datetime(frame["time_hour"], format=_TIME_HOUR_FORMAT, utc=True, errors="coerce")
-    local = utc.dt.tz_convert(_LOCAL_TZ)
-    same = (local.dt.strftime("%Y-%m-%d") == local_date) & (local.dt.hour.astype("Float64") == hour)
-    return same.fillna(False).astype(bool)
+
+    def local_date_and_hour(text: pd.Series) -> pd.DataFrame:
+        local = pd.to_datetime(text, format=_TIME_HOUR_FORMAT, utc=True, errors="coerce").dt.tz_convert(_LOCAL_TZ)
+        return pd.DataFrame({"date": local.dt.strftime("%Y-%m-%d"), "hour": local.dt.hour.astype("float64")})
+
+    local = _on_distinct(frame["time_hour"], local_date_and_hour)
+    return ((local["date"] == local_date) & (local["hour"] == hour)).fillna(False).astype(bool)
+
+
+_DAY_MINUTES = 24 * 60
+# Magnus formula constants (Alduchov & Eskridge 1996), temperatures in degrees C
+_MAGNUS_A, _MAGNUS_B = 17.625, 243.04
+
+
+def _clock_minutes(hhmm: pd.Series) -> pd.Series:
+    """Minutes since local midnight of an ``HHMM`` time (2400 gives 1440, the same clock as 0)."""
+    return (hhmm // 100) * 60 + hhmm % 100
+
+
+def _magnus_humidity(temp_f: pd.Series, dewp_f: pd.Series) -> pd.Series:
+    """Relative humidity (percent) that a temperature and dew point (degrees F) imply."""
+    t, d = (temp_f - 32) * 5 / 9, (dewp_f - 32) * 5 / 9
+    return 100 * np.exp(_MAGNUS_A * d / (_MAGNUS_B + d) - _MAGNUS_A * t / (_MAGNUS_B + t))
+
+
+def _text(frame: pd.DataFrame, col: str) -> pd.Series:
+    if col not in frame.columns:
+        return pd.Series(None, index=frame.index, dtype="object")
+    return frame[col]
+
+
+def _flights_columns(df: pd.DataFrame) -> dict[str, pd.Series]:
+    """The derived columns of ``flights_raw`` (see the suite's ``meta.derived_columns``)."""
+    flight_date = _local_date(df)
+    n = {c: _numeric(df, c) for c in ("sched_dep_time", "dep_time", "dep_delay", "sched_arr_time", "arr_time",
+                                     "arr_delay", "air_time", "distance", "hour")}
+    origin, dest = _text(df, "origin"), _text(df, "dest")
+    clock = {c: _clock_minutes(n[c]) for c in ("sched_dep_time", "dep_time", "sched_arr_time", "arr_time")}
+    # time between the two local clocks; the destination's zone differs by -6 h (HNL) .. +1 h (SJU)
+    block_clock = (clock["arr_time"] - clock["dep_time"]) % _DAY_MINUTES
+    route_distances = (pd.DataFrame({"origin": origin, "dest": dest, "miles": n["distance"]})
+                       .groupby(["origin", "dest"], dropna=False)["miles"].transform("nunique"))
+    measures = {
+        "_sched_dep_hour": n["sched_dep_time"] // 100,
+        "_sched_dep_minute": n["sched_dep_time"] % 100,
+        "_sched_arr_minute": n["sched_arr_time"] % 100,
+        "_dep_minute": n["dep_time"] % 100,
+        "_arr_minute": n["arr_time"] % 100,
+        # delay minus the clock difference, modulo a day (a flight delayed past midnight has an
+        # actual time on the other side of 00:00): 0 where they agree, null where either is null
+        "_dep_delay_clock_residual": (n["dep_delay"] - (clock["dep_time"] - clock["sched_dep_time"])) % _DAY_MINUTES,
+        "_arr_delay_clock_residual": (n["arr_delay"] - (clock["arr_time"] - clock["sched_arr_time"])) % _DAY_MINUTES,
+        "_air_time_over_block_clock": n["air_time"] - block_clock,
+        "_implied_mph": n["distance"] / (n["air_time"] / 60),
+    }
+    return {
+        "_flight_date": flight_date,
+        "_time_hour_matches_schedule": _time_hour_matches(df, flight_date, n["hour"]),
+        **{k: v.astype("Float64") for k, v in measures.items()},  # nullable: NaN is shown as null
+        "_origin_is_dest": (origin.eq(dest) & origin.notna()).astype(bool),
+        "_route_distances": route_distances.where(n["distance"].notna()).astype("Int64"),
+    }
 
 
 def prepare(df: pd.DataFrame, suite: str) -> pd.DataFrame:
-    """Return a copy of ``df`` with the derived ``_columns`` the suite checks (pure pandas).
+    """Return a copy of ``df`` with the derived ``_columns`` the suite checks (pure, vectorised pandas).
 
-    ``flights_raw``: ``_flight_date``, ``_sched_dep_hour``, ``_sched_dep_minute``,
-    ``_sched_arr_minute``, ``_dep_minute``, ``_arr_minute``, ``_time_hour_matches_schedule``.
-    ``weather_raw``: ``_obs_date``, ``_time_hour_matches_local``. ``features``: none.
-    Missing or unparsable source columns give nulls, never an exception: the suite's own
-    column and type rules then say what is wrong.
+    The suites' ``meta.derived_columns`` say what each one is. Missing or unparsable source
+    columns give nulls, never an exception: the suite's own column and type rules then say
+    what is wrong.
     """
     if suite == "flights_raw":
-        flight_date = _local_date(df)
-        sched_dep = _numeric(df, "sched_dep_time")
-        return df.assign(
-            _flight_date=flight_date,
-            _sched_dep_hour=sched_dep // 100,
-            _sched_dep_minute=sched_dep % 100,
-            _sched_arr_minute=_numeric(df, "sched_arr_time") % 100,
-            _dep_minute=_numeric(df, "dep_time") % 100,
-            _arr_minute=_numeric(df, "arr_time") % 100,
-            _time_hour_matches_schedule=_time_hour_matches(df, flight_date, _numeric(df, "hour")),
-        )
+        return df.assign(**_flights_columns(df))
     if suite == "weather_raw":
         obs_date = _local_date(df)
+        humid_implied = _magnus_humidity(_numeric(df, "temp"), _numeric(df, "dewp"))
         return df.assign(
             _obs_date=obs_date,
             _time_hour_matches_local=_time_hour_matches(df, obs_date, _numeric(df, "hour")),
+            _humid_minus_magnus=(_numeric(df, "humid") - humid_implied).astype("Float64"),
         )
     return df.copy()
 

@@ -72,6 +72,51 @@ def test_prepare_tolerates_missing_columns() -> None:
     assert out["_obs_date"].isna().all() and not out["_time_hour_matches_local"].any()
 
 
+def test_prepare_checks_delays_against_the_clocks_modulo_a_day() -> None:
+    raw = pd.DataFrame({
+        # left 6 minutes late, after midnight; 1 minute off; 2400 is midnight; not departed
+        "sched_dep_time": [2359, 1000, 2350, 800],
+        "dep_time": pd.array([5, 1010, 2400, None], dtype="Int64"),
+        "dep_delay": pd.array([6, 11, 10, None], dtype="Int64"),
+        "sched_arr_time": [300, 1200, 30, 1000],
+        "arr_time": pd.array([250, 1300, 100, None], dtype="Int64"),
+        "arr_delay": pd.array([-10, 30, 30, None], dtype="Int64"),
+    })
+    out = prepare(raw, "flights_raw")
+
+    assert out["_dep_delay_clock_residual"].tolist() == [0, 1, 0, pd.NA]
+    assert out["_arr_delay_clock_residual"].tolist() == [0, 1440 - 30, 0, pd.NA]
+
+
+def test_prepare_derives_air_speed_block_time_and_route_checks() -> None:
+    raw = pd.DataFrame({
+        "origin": ["JFK", "JFK", "EWR", "LGA"], "dest": ["LAX", "LAX", "EWR", "ATL"],
+        "distance": [2475, 2475, 10, 762],
+        "dep_time": pd.array([2300, 800, None, 1709], dtype="Int64"),
+        "arr_time": pd.array([130, 1100, None, 1923], dtype="Int64"),  # LAX clock: 3 h behind
+        "air_time": pd.array([330, 0, None, 65], dtype="Int64"),
+    })
+    out = prepare(raw, "flights_raw")
+
+    assert out["_air_time_over_block_clock"].tolist() == [330 - 150, 0 - 180, pd.NA, 65 - 134]
+    assert out["_implied_mph"].tolist()[0] == 2475 / 5.5
+    assert out["_implied_mph"].tolist()[1] == float("inf")  # zero air time: the speed rule fires
+    assert out["_origin_is_dest"].tolist() == [False, False, True, False]
+    assert out["_route_distances"].tolist() == [1, 1, 1, 1]
+    raw.loc[1, "distance"] = 2470
+    assert prepare(raw, "flights_raw")["_route_distances"].tolist() == [2, 2, 1, 1]
+
+
+def test_prepare_compares_humidity_with_the_magnus_formula() -> None:
+    raw = pd.DataFrame({"temp": [68.0, 86.0, 86.0, None], "dewp": [68.0, 50.0, 50.0, 40.0],
+                        "humid": [100.0, 28.94, 0.2894, 50.0]})
+    residual = prepare(raw, "weather_raw")["_humid_minus_magnus"]
+
+    assert residual.iloc[:2].abs().max() < 0.01  # saturated air; 30 C with a 10 C dew point
+    assert residual.iloc[2] < -28  # a fraction written where percent is expected
+    assert residual.isna().tolist() == [False, False, False, True]
+
+
 @pytest.mark.parametrize("suite", SUITES)
 def test_suites_load_with_severity_and_reasons(suite: str) -> None:
     doc = load_suite_document(suite)
@@ -137,6 +182,26 @@ def _cancelled_but_arrived(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _on_row(where: str, **changes):
+    """Change the first row matching ``where`` (a pandas query); values may be functions of the old row."""
+    def mutate(df: pd.DataFrame) -> pd.DataFrame:
+        df = df.copy()
+        row = df.query(where).index[0]
+        for column, value in changes.items():
+            df.loc[row, column] = value(df.loc[row]) if callable(value) else value
+        return df
+    return mutate
+
+
+def _second_distance_on_a_route(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    flown_twice = df.index[df.duplicated(["origin", "dest"], keep="first")][0]
+    df.loc[flown_twice, "distance"] += 1
+    return df
+
+
+ARRIVED = "arr_delay.notnull()"
+
 BAD_FLIGHTS = {
     "duplicate key": (_duplicate_first_row,
                       (UNIQUE, ("carrier", "flight", "origin", "sched_dep_time"))),
@@ -151,6 +216,23 @@ BAD_FLIGHTS = {
     "cancelled but arrived": (_cancelled_but_arrived, ("expect_column_values_to_be_null", ("arr_time",))),
     "time_hour an hour off": (_set("time_hour", "2013-03-01T11:00:00Z"),
                               ("expect_column_values_to_be_in_set", ("_time_hour_matches_schedule",))),
+    "dep_delay off the clock": (_on_row(ARRIVED, dep_delay=lambda r: r["dep_delay"] + 1),
+                                (BETWEEN, ("_dep_delay_clock_residual",))),
+    "arr_delay off the clock": (_on_row(ARRIVED, arr_delay=lambda r: r["arr_delay"] - 30),
+                                (BETWEEN, ("_arr_delay_clock_residual",))),
+    "dep_delay a day more": (_on_row(ARRIVED, dep_delay=lambda r: r["dep_delay"] + 1440),
+                             (BETWEEN, ("dep_delay",))),
+    "arr_delay a day less": (_on_row(ARRIVED, arr_delay=lambda r: r["arr_delay"] - 1440),
+                             (BETWEEN, ("arr_delay",))),
+    "departed without delay": (_on_row("dep_time.notnull()", dep_delay=None), (NOT_NULL, ("dep_delay",))),
+    "arrived without air time": (_on_row(ARRIVED, air_time=None), (NOT_NULL, ("air_time",))),
+    "air time without arrival": (_on_row(ARRIVED, arr_delay=None), ("expect_column_values_to_be_null", ("air_time",))),
+    "air time beyond the block": (_on_row(ARRIVED + " and distance > 2000", air_time=lambda r: r["air_time"] + 400),
+                                  (BETWEEN, ("_air_time_over_block_clock",))),
+    "air time in hours": (_on_row(ARRIVED, air_time=lambda r: r["air_time"] // 60),
+                          (BETWEEN, ("_implied_mph",))),
+    "origin is dest": (_on_row("origin == 'JFK'", dest="JFK"), (IN_SET, ("_origin_is_dest",))),
+    "route with two distances": (_second_distance_on_a_route, (BETWEEN, ("_route_distances",))),
     "dest column missing": (lambda df: df.drop(columns="dest"), ("expect_table_columns_to_match_set", ())),
     "distance as float": (lambda df: df.astype({"distance": "float64"}),
                           ("expect_column_values_to_be_in_type_list", ("distance",))),
@@ -167,7 +249,8 @@ def test_flights_raw_rejects(gate: QualityGate, mutate, rule) -> None:
 def test_unknown_destinations_are_tolerated_up_to_mostly(gate: QualityGate) -> None:
     df = nycflights.day("flights", DAY)
     few, many = df.copy(), df.copy()
-    few.loc[few.index[:10], "dest"] = "XXX"     # ~1% + the ~2% Caribbean codes: under 5%
+    # ~1% + the ~2% Caribbean codes: under 5% (one code per row: one distance per route)
+    few.loc[few.index[:10], "dest"] = [f"X{i:02d}" for i in range(10)]
     many.loc[many.index[:200], "dest"] = "XXX"  # ~21%
     assert _flights(gate, few).passed
     assert ("expect_column_values_to_be_in_set", ("dest",)) in _fired(_flights(gate, many))
@@ -184,6 +267,22 @@ def test_warning_only_violation_passes_and_is_listed(gate: QualityGate) -> None:
     assert [(w.severity, w.expectation, w.columns) for w in report.warnings] == [
         ("warning", "expect_column_values_to_not_be_null", ("tailnum",))]
     assert "[warning] expect_column_values_to_not_be_null(tailnum" in report.summary()
+
+
+WARN_FLIGHTS = {
+    "slow flight": (_on_row(ARRIVED + " and distance < 300", air_time=lambda r: r["distance"]),  # 60 mph
+                    "expect_column_min_to_be_between"),
+    "fast flight": (_on_row(ARRIVED + " and origin == 'LGA' and dest == 'ATL'", air_time=65),  # 762 miles: 703 mph
+                    "expect_column_max_to_be_between"),
+    "foreign tail": (_on_row("tailnum.notnull()", tailnum="D942DN"), "expect_column_values_to_match_regex"),
+}
+
+
+@pytest.mark.parametrize("mutate, rule", WARN_FLIGHTS.values(), ids=WARN_FLIGHTS.keys())
+def test_flights_raw_plausibility_warnings_pass_and_are_listed(gate: QualityGate, mutate, rule) -> None:
+    report = _flights(gate, mutate(nycflights.day("flights", DAY)))
+    assert report.passed, report.summary()
+    assert [w.expectation for w in report.warnings] == [rule]
 
 
 def test_summary_names_partition_and_rule_and_serialises(gate: QualityGate) -> None:
@@ -220,6 +319,15 @@ BAD_WEATHER = {
     "dew point above temp": (_dew_above_temp,
                              ("expect_column_pair_values_a_to_be_greater_than_b", ("temp", "dewp"))),
     "duplicate hour": (_duplicate_first_row, (UNIQUE, ("origin", "time_hour"))),
+    "humidity as a fraction": (_on_row("humid > 50", humid=lambda r: r["humid"] / 100),
+                               (BETWEEN, ("_humid_minus_magnus",))),
+    "gust below wind": (_on_row("wind_speed > 5", wind_gust=lambda r: r["wind_speed"] - 1),
+                        ("expect_column_pair_values_a_to_be_greater_than_b", ("wind_gust", "wind_speed"))),
+    "gust in a calm": (_on_row("wind_speed == 0", wind_gust=15.0), ("expect_column_values_to_be_null", ("wind_gust",))),
+    "direction in a calm": (_on_row("wind_speed > 0 and wind_gust.isnull()", wind_speed=0.0),
+                            (IN_SET, ("wind_dir",))),
+    "calm direction in a wind": (_on_row("wind_speed > 0", wind_dir=0), (BETWEEN, ("wind_dir",))),
+    "pressure a New York station never sees": (_set("pressure", 912.0), (BETWEEN, ("pressure",))),
     "broken wind sensor": (_set("wind_speed", 900.0, slice(0, 24)),
                            ("expect_column_values_to_be_between", ("wind_speed",))),
 }
