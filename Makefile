@@ -57,7 +57,7 @@ test: $(STAMP) $(EMR_STAMP)
 	$(BIN)/python -m pytest tests
 
 test-quality-all: $(STAMP)
-	CONTRAIL_QUALITY_ALL_DAYS=1 $(BIN)/python -m pytest tests/unit/test_quality_real_days.py
+	CONTRAIL_QUALITY_ALL_DAYS=1 $(BIN)/python -m pytest --timeout=3600 tests/unit/test_quality_real_days.py
 
 test-fast: $(STAMP) $(EMR_STAMP)
 	$(BIN)/python -m pytest tests -m "not e2e"
