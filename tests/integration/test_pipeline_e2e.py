@@ -52,11 +52,14 @@ def _assert_lake_and_registry(settings):
     assert run.data.tags["contrail.airflow.dag_id"] == "training"
     assert 0.0 <= run.data.metrics["test_roc_auc"] <= 1.0
 
-    # any client can load the champion and predict on a published feature partition
-    mlflow.set_tracking_uri(settings.mlflow_url)
-    loaded = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
+    # any client loads the champion through the allow-list and predicts on a published partition
+    from contrail import registry
+
+    loaded = registry.load_champion(settings.model_name, tracking_uri=settings.mlflow_url)
+    assert loaded.version == str(champion.version) and 0.0 < loaded.threshold < 1.0
+    assert float(champion.tags["contrail.threshold"]) == loaded.threshold
     frame = _features_frame(s3, bucket, settings, DAYS[-1])
-    preds = loaded.predict(frame[loaded.metadata.get_input_schema().input_names()])
+    preds = loaded.predict_proba(frame)
     assert len(preds) == len(frame) and pd.Series(preds).notna().all()
 
 
