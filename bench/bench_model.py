@@ -57,11 +57,10 @@ def build_year(spark, s3, days: list[date]) -> int:
     build_features.main(["--plan", lake.s3_uri(BUCKET, catalog.feature_plan_key(FEATURE_SET, "bench-model")),
                          "--io", "local"], spark=spark)
     rows = 0
-    for dt in plan["targets"]:
-        partition = catalog.features_partition(FEATURE_SET, dt)
-        staged = lake.read_json(s3, BUCKET, catalog.staged_manifest_key(partition, plan["build"]))
-        catalog.publish_partition(s3, BUCKET, partition, {**staged, "build": plan["build"],
-                                                          "gate_result_uri": None})
+    for dt, out in plan["outputs"].items():
+        staged = lake.read_json(s3, BUCKET, out["manifest"])
+        catalog.publish_partition(s3, BUCKET, out["partition"], {**staged, "build": out["build"],
+                                                                 "gate_result_uri": None})
         rows += staged["rows"]
     return rows
 
