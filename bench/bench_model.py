@@ -31,7 +31,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import boto3
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_features import _free_port, land  # noqa: E402  (the same landing as the feature bench)

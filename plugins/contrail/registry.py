@@ -207,17 +207,10 @@ def load_version(model_name: str, version: str | int, *, tracking_uri: str | Non
 
 
 def load_champion(name: str, *, tracking_uri: str | None = None) -> LoadedModel | None:
-    """The serving model: the version behind ``@champion``, loaded against :data:`TRUSTED_TYPES`.
-
-    The supported way to load the champion — in a notebook as in the pipeline::
-
-        from contrail import registry
-        champion = registry.load_champion("flight_delay", tracking_uri="http://127.0.0.1:5000")
-        champion.predict_proba(features) >= champion.threshold
-
-    Returns None when no champion is registered; raises :class:`UntrustedModelError` if the
-    stored artifact needs a type outside the allow-list, whatever its MLmodel file claims.
-    """
+    """The serving model (``@champion``) loaded against :data:`TRUSTED_TYPES`, with its threshold:
+    the supported way to load it, in a notebook as in the pipeline. None when there is no
+    champion; :class:`UntrustedModelError` if the artifact needs a type outside the allow-list,
+    whatever its MLmodel file claims."""
     import mlflow
     from mlflow import MlflowClient
 

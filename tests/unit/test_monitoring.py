@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from contrail import catalog, lake, monitoring, nycflights, registry, scoring, training
+from contrail import catalog, lake, monitoring, nycflights, registry, training
 from test_training import FAST, synthetic_features  # same directory: one schema for all tests
 
 

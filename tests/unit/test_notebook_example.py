@@ -8,7 +8,6 @@ import io
 from pathlib import Path
 
 import mlflow
-import pytest
 from mlflow import MlflowClient
 
 from contrail import catalog, registry, training
