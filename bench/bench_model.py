@@ -31,6 +31,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import boto3
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_features import _free_port, land  # noqa: E402  (the same landing as the feature bench)
@@ -169,7 +170,24 @@ def stream_vs_batch(s3, spark, champion) -> dict:
     batch_p = batch.set_index("flight_id")["probability"]
     both = pd.concat([stream_p.rename("stream"), batch_p.rename("batch")], axis=1, join="inner")
     diff = (both["stream"] - both["batch"]).abs()
+    # where the difference comes from: trailing rates (recomputed, should equal batch's) vs
+    # weather (the latest earlier hour instead of the scheduled hour's observation)
+    from contrail_spark import transforms
+
+    batch_f = pd.concat([catalog.read_published(s3, BUCKET, catalog.published_one(
+        s3, BUCKET, catalog.features_partition(FEATURE_SET, d))) for d in STREAM_DAYS]).set_index("flight_id")
+    stream_f = feats.set_index("flight_id").loc[both.index]
+    batch_f = batch_f.loc[both.index]
+    trailing = list(transforms.TRAILING_COLUMNS)
+    same = np.isclose(stream_f[trailing].to_numpy(dtype=float), batch_f[trailing].to_numpy(dtype=float),
+                      equal_nan=True).all(axis=1)
+    weather = list(transforms.WEATHER_VALUE_COLUMNS)
+    swapped = stream_f.copy()
+    swapped[weather] = batch_f[weather].to_numpy(dtype=float)
+    rest = (pd.Series(champion.predict_proba(swapped), index=both.index) - both["batch"]).abs()
     out = {"days": f"{STREAM_DAYS[0]}..{STREAM_DAYS[-1]}", "flights": len(both),
+           "trailing_identical_share": round(float(same.mean()), 4),
+           "abs_diff_mean_with_batch_weather": round(float(rest.mean()), 4),
            "abs_diff_mean": round(float(diff.mean()), 4), "abs_diff_p50": round(float(diff.median()), 4),
            "abs_diff_p95": round(float(diff.quantile(0.95)), 4), "abs_diff_max": round(float(diff.max()), 4),
            "label_agreement": round(float(((both["stream"] >= champion.threshold)
