@@ -50,6 +50,8 @@ def test_the_notebook_path_lists_compares_registers_and_promotes_and_the_pipelin
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment_id=mlflow.create_experiment("p", artifact_location=(tmp_path / "a").as_uri()))
+    # the example logs to experiment "notebook": created here so its artifacts stay in tmp_path
+    mlflow.create_experiment("notebook", artifact_location=(tmp_path / "nb").as_uri())
     client = MlflowClient(uri)
     _pipeline_version(client, frame, max_iter=5)
     _pipeline_version(client, frame, max_iter=40)
