@@ -1,9 +1,11 @@
 """
 ### Scoring — batch predictions with the champion (`scoring`)
 
-Scheduled on new feature partitions. Loads `models:/<model>@champion` once, scores every
+Scheduled on new feature partitions. Loads the champion once through the allow-list
+(`registry.load_champion`, with the decision threshold stored on its version), scores every
 published feature partition that has no prediction from that champion version yet, and
-writes `predictions/<model>/dt=…/` (probability, label, model version, run id). Re-running
+writes `predictions/<model>/dt=…/` (probability, label at the version's threshold, model
+version, run id). Re-running
 a partition gives the same output. With no champion registered yet, nothing is scored.
 """
 

@@ -35,3 +35,8 @@ def model(model_name: str = _settings.model_name) -> Asset:
 def predictions(model_name: str = _settings.model_name) -> Asset:
     return Asset(name=f"predictions_{model_name}", uri=f"s3://{BUCKET}/{catalog.predictions_zone(model_name)}",
                  group="predictions")
+
+
+def monitoring(model_name: str = _settings.model_name) -> Asset:
+    return Asset(name=f"monitoring_{model_name}", uri=f"s3://{BUCKET}/{catalog.monitoring_zone(model_name)}",
+                 group="monitoring")

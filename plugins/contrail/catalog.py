@@ -359,6 +359,22 @@ def feature_outputs(feature_set: str, targets: Iterable[str], build: str) -> dic
     return out
 
 
+def monitoring_zone(model_name: str) -> str:
+    """How the served model did once outcomes landed: ``monitoring/<model>/dt=…/`` (the same
+    build/publish layout as features and predictions)."""
+    return f"monitoring/{model_name}/"
+
+
+def monitoring_partition(model_name: str, dt: date | str) -> str:
+    return f"{monitoring_zone(model_name)}dt={dt_str(dt)}/"
+
+
+def current_landed_manifests(s3: "S3Client", bucket: str, dataset: str) -> dict[str, str]:
+    """dt -> the manifest key of the current (highest visible) landed version: one LIST."""
+    keys = (o.key for o in lake.list_objects(s3, bucket, landing_zone(dataset)))
+    return {dt: landing_manifest_key(dataset, dt, v) for dt, v in current_versions(keys).items()}
+
+
 # ---------------------------------------------------------------------------- stream zones
 
 def stream_object_sha(object_key: str) -> str:

@@ -12,7 +12,10 @@ model, so anyone can read in the MLflow UI which version served when and why.
 
 Models are stored with skops, never pickle, and :func:`load_model` loads them against the
 allow-list in *this* code (:data:`TRUSTED_TYPES`), not the list a model carries in its own
-MLmodel file — a tampered artifact cannot vouch for itself.
+MLmodel file — a tampered artifact cannot vouch for itself. :func:`load_champion` is the one
+way anything (batch scoring, the stream, the CLI, a notebook) loads the serving model: it
+goes through :func:`load_model` and brings the decision threshold stored with the version.
+``mlflow.pyfunc.load_model`` is not a supported path: it trusts the MLmodel file's own list.
 """
 
 from __future__ import annotations
@@ -35,15 +38,20 @@ ROLLBACK_ACTOR = "contrail-rollback"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
+PROFILE_ARTIFACT = "feature_profile.json"
 HISTORY_TAG = "promotion_history"
+THRESHOLD_TAG = "contrail.threshold"
 PROMOTED_BY_TAG = "promoted_by"
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece"})
 
-# Exactly what skops reports untrusted for the training pipeline (checked by a unit test
-# against a freshly trained model, so a scikit-learn upgrade that changes it fails loudly):
+# Exactly what skops reports untrusted for the model families of contrail.training, union
+# over the families (checked by a unit test against a freshly trained model of each, so a
+# scikit-learn upgrade that changes it fails loudly):
 TRUSTED_TYPES: tuple[str, ...] = (
     # HGB's internal categorical pre-binning wraps check_array in a functools.partial
     "functools.partial",
+    # the logistic-regression family's median imputer records the dtype it was fitted on
+    "numpy.dtype",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
 )
@@ -154,6 +162,66 @@ def load_model(model_uri: str) -> Any:
             raise UntrustedModelError(f"{model_uri}: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered version loaded through the allow-list, with what scoring needs to use it."""
+
+    model: Any
+    model_name: str
+    version: str
+    run_id: str
+    threshold: float
+
+    def predict_proba(self, features: pd.DataFrame) -> "Any":
+        """Delay probability per row of a feature frame (extra columns are ignored)."""
+        with training.compute_threads():
+            return self.model.predict_proba(features.loc[:, list(training.FEATURES)])[:, 1]
+
+
+def version_threshold(client, model_name: str, version: str) -> float:
+    """The decision threshold stored with a version: its ``contrail.threshold`` tag, else the
+    ``threshold`` param of the run that logged it. A version with neither is an error — no
+    silent 0.5."""
+    mv = client.get_model_version(model_name, str(version))
+    raw = mv.tags.get(THRESHOLD_TAG)
+    if raw is None and mv.run_id:
+        raw = client.get_run(mv.run_id).data.params.get("threshold")
+    if raw is None:
+        raise LookupError(f"{model_name} v{version} has no decision threshold (tag {THRESHOLD_TAG} "
+                          "or run param 'threshold'): set one before serving it")
+    return float(raw)
+
+
+def load_version(model_name: str, version: str | int, *, tracking_uri: str | None = None) -> LoadedModel:
+    """One registered version through :func:`load_model`, with its run id and threshold."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    mv = client.get_model_version(model_name, str(version))
+    return LoadedModel(model=load_model(f"models:/{model_name}/{mv.version}"), model_name=model_name,
+                       version=str(mv.version), run_id=mv.run_id,
+                       threshold=version_threshold(client, model_name, str(mv.version)))
+
+
+def load_champion(name: str, *, tracking_uri: str | None = None) -> LoadedModel | None:
+    """The serving model (``@champion``) loaded against :data:`TRUSTED_TYPES`, with its threshold:
+    the supported way to load it, in a notebook as in the pipeline. None when there is no
+    champion; :class:`UntrustedModelError` if the artifact needs a type outside the allow-list,
+    whatever its MLmodel file claims."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    champion = current_champion(MlflowClient(tracking_uri=tracking_uri), name)
+    if champion is None:
+        return None
+    return load_version(name, champion.version, tracking_uri=tracking_uri)
+
+
 def champion_metrics_on(model_uri: str, test_df: pd.DataFrame) -> dict[str, float]:
     """Re-evaluate a registered model (normally the champion) on ``test_df``.
 
@@ -218,17 +286,23 @@ def log_training_run(
     git_commit: str,
     job_version: str,
     quality: Mapping[str, Any],
-    threshold: float = 0.5,
+    threshold: float,
+    model_type: str = training.HIST_GRADIENT_BOOSTING,
+    extra_params: Mapping[str, Any] | None = None,
+    profile: Mapping[str, Any] | None = None,
     run_name: str | None = None,
 ) -> LoggedRun:
     """Record one training in MLflow (tracking URI and experiment set by the caller).
 
-    Logs ``params`` and ``threshold``; ``metrics`` (NaN values skipped — MLflow would show
+    Logs ``params`` (the model family's hyper-parameters, its defaults filled in),
+    ``model_type``, ``threshold`` (chosen on the validation window) and ``extra_params`` (the
+    window and split); ``metrics`` (NaN values skipped — MLflow would show
     them as missing anyway); each figure as an artifact; every feature partition read as an
     MLflow dataset input (name ``<feature_set>/dt=…``, source its URI, digest its version;
     context training / validation / testing); quality results as tags and
     ``quality.json``; tags for lineage (Airflow DAG and run id, git commit, feature set,
-    job version); and the model, skops-serialized with :data:`TRUSTED_TYPES`, with a
+    job version); ``profile`` (the training window's feature distribution, which monitoring
+    compares each day against) as ``feature_profile.json``; and the model, skops-serialized with :data:`TRUSTED_TYPES`, with a
     signature and an input example.
     """
     import mlflow
@@ -248,10 +322,13 @@ def log_training_run(
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags(tags)
         # the effective parameters, defaults included, so a run reads the same after defaults change
-        mlflow.log_params({**training.DEFAULT_PARAMS, **params, "threshold": threshold})
+        mlflow.log_params({**training.effective_params(model_type, params), "model_type": model_type,
+                           **(extra_params or {}), "threshold": threshold})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if not math.isnan(float(v))})
         mlflow.log_dict(dict(quality), "quality.json")
         mlflow.log_dict([asdict(p) for p in partitions], "partitions.json")
+        if profile is not None:
+            mlflow.log_dict(dict(profile), PROFILE_ARTIFACT)
         for name, fig in (figures or {}).items():
             mlflow.log_figure(fig, f"figures/{name}")
         windows = (("training", split.train), ("validation", split.valid), ("testing", split.test))
@@ -488,13 +565,15 @@ def promote_if_better(
     margin: float,
     quality_passed: bool,
     metric: str = "roc_auc",
+    threshold: float | None = None,
     at: datetime | None = None,
 ) -> tuple[PromotionDecision, Any]:
     """The whole champion/challenger step: re-evaluate, decide, register, record.
 
     The current champion (if any) is re-scored on ``test_df`` — the challenger's own test
     window — so both numbers come from the same flights; then :func:`decide_promotion`
-    and :func:`register_and_promote`. Both metric sets land on the new version's tags.
+    and :func:`register_and_promote`. Both metric sets land on the new version's tags, and
+    ``threshold`` on its ``contrail.threshold`` tag.
     Returns the decision and the new ModelVersion.
     """
     champion = current_champion(client, model_name)
@@ -508,4 +587,8 @@ def promote_if_better(
     recorded.update({f"champion_test_{k}": v for k, v in (champion_metrics or {}).items()})
     version = register_and_promote(client, model_name, run.run_id, decision,
                                    model_uri=run.model_uri, metrics=recorded, at=at)
+    if threshold is not None:
+        # stored with the version, so whoever serves it (batch, stream, a notebook) uses the same cut
+        client.set_model_version_tag(model_name, str(version.version), THRESHOLD_TAG, repr(float(threshold)))
+        version = client.get_model_version(model_name, str(version.version))
     return decision, version

@@ -2,7 +2,8 @@
 
 Consumes a feature frame (the ``features/<set>/dt=…`` contract; extra columns such as
 ``label`` are ignored, so yesterday's partition and tomorrow's schedule score alike) and a
-fitted model (``contrail.registry.load_model("models:/<name>@champion")``). Produces the rows
+fitted model (``contrail.registry.load_champion(name)``, which also brings the version's decision
+threshold). Produces the rows
 written under ``predictions/<model>/…``: every flight, whatever its eventual status — at
 scoring time nobody knows which flights will be cancelled.
 """
@@ -19,7 +20,6 @@ from contrail.training import FEATURES, compute_threads
 PREDICTION_COLUMNS: tuple[str, ...] = (
     "flight_id", "dt", "probability", "label", "model_name", "model_version", "run_id",
 )
-DEFAULT_THRESHOLD = 0.5
 
 
 def score(
@@ -29,11 +29,12 @@ def score(
     model_name: str,
     model_version: str | int,
     run_id: str,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float,
 ) -> pd.DataFrame:
     """Delay probability and predicted label (``probability >= threshold``) per flight.
 
-    ``threshold`` should be the one logged with the model's run (param ``threshold``).
+    ``threshold`` is the one stored with the model version (``LoadedModel.threshold``: chosen
+    on the validation window at training); there is no default, so no caller silently cuts at 0.5.
     Deterministic: rows come out sorted by ``dt`` then ``flight_id`` whatever the input
     order, and the same model on the same rows gives the same bytes.
     Raises ``KeyError`` if a feature column is missing and ``ValueError`` on duplicate

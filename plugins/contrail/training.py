@@ -21,7 +21,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.inspection import permutation_importance
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
@@ -31,8 +33,18 @@ from sklearn.metrics import (
     roc_curve,
 )
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
+
+from contrail.families import (  # noqa: F401  (re-exported: the families are part of this API)
+    HIST_GRADIENT_BOOSTING,
+    LOGISTIC_REGRESSION,
+    MODEL_TYPES,
+    PARAM_PREFIX,
+    PARAMS_BY_TYPE,
+    effective_params,
+    family_params,
+)
 
 CATEGORICAL_FEATURES: tuple[str, ...] = ("origin", "dest", "carrier", "route")
 NUMERIC_FEATURES: tuple[str, ...] = (
@@ -66,15 +78,7 @@ def compute_threads():
     return threadpool_limits(limits=THREADS)
 
 
-DEFAULT_PARAMS: dict[str, Any] = {
-    "learning_rate": 0.08,
-    "max_iter": 400,
-    "max_leaf_nodes": 31,
-    "min_samples_leaf": 40,
-    "l2_regularization": 1.0,
-    "n_iter_no_change": 20,
-    "random_state": 13,
-}
+DEFAULT_PARAMS: dict[str, Any] = PARAMS_BY_TYPE[HIST_GRADIENT_BOOSTING]
 
 
 @dataclass(frozen=True)
@@ -148,16 +152,17 @@ def _encoder(numeric: list[str]) -> ColumnTransformer:
 
 
 def train(
-    train_df: pd.DataFrame, valid_df: pd.DataFrame, params: Mapping[str, Any]
+    train_df: pd.DataFrame, valid_df: pd.DataFrame, params: Mapping[str, Any],
+    model_type: str = HIST_GRADIENT_BOOSTING,
 ) -> tuple[Pipeline, dict[str, float]]:
-    """Fit the delay classifier on ``train_df``; early-stop and measure on ``valid_df``.
+    """Fit a delay classifier of family ``model_type`` on ``train_df``; measure on ``valid_df``.
 
-    Returns the fitted pipeline (ordinal encoding of categoricals → booster) and its
-    validation metrics (see :func:`evaluate`) prefixed ``valid_``, plus ``best_iteration``,
-    ``train_rows`` and ``features_unused`` (numeric columns entirely empty in the window,
-    left out of this model).
+    Returns the fitted pipeline and its validation metrics (see :func:`evaluate`) prefixed
+    ``valid_``, plus ``best_iteration``, ``train_rows`` and ``features_unused`` (numeric
+    columns entirely empty in the window, left out of this model).
 
-    Why scikit-learn's ``HistGradientBoostingClassifier``:
+    ``hist_gradient_boosting`` (the default): ordinal-encoded categoricals → scikit-learn's
+    ``HistGradientBoostingClassifier``.
       * no extra native dependency (LightGBM/XGBoost wheels bring their own OpenMP and
         versioning) — it ships with scikit-learn, already locked;
       * native missing-value handling (weather gaps, new routes with no trailing rates) and
@@ -165,38 +170,97 @@ def train(
       * serializable with skops using a short, explicit trusted-type list
         (:data:`contrail.registry.TRUSTED_TYPES`), so loading a model never needs pickle;
       * a 90-day window (~80k rows) fits in seconds on two cores.
+      Early stopping uses ``valid_df`` (the later window) rather than HGB's default random
+      hold-out, which would leak future days into the stopping decision.
 
-    Early stopping uses ``valid_df`` (the later window) rather than HGB's default random
-    hold-out, which would leak future days into the stopping decision.
+    ``logistic_regression``: the baseline a booster has to beat. One-hot categoricals (rare
+    codes grouped, unseen ones all-zero), numeric columns median-imputed with a missing
+    indicator and standardised, then an L2 logistic regression.
     """
-    unknown = set(params) - set(DEFAULT_PARAMS)
-    if unknown:
-        raise ValueError(f"unknown training params: {sorted(unknown)}")
-    settings = {**DEFAULT_PARAMS, **params}
+    settings = effective_params(model_type, params)
     x_train, y_train = _xy(train_df)
     x_valid, y_valid = _xy(valid_df)
     if len(np.unique(y_train)) < 2:
         raise ValueError("training window holds a single class: cannot fit a classifier")
 
     # A numeric column with no value at all in the window (e.g. wind_gust on calm weeks)
-    # cannot be binned; drop it for this model rather than fail the run.
+    # cannot be binned or imputed; drop it for this model rather than fail the run.
     numeric = [c for c in NUMERIC_FEATURES if x_train[c].notna().any()]
-    encoder = _encoder(numeric).fit(x_train)
-    booster = HistGradientBoostingClassifier(
-        categorical_features=list(range(len(CATEGORICAL_FEATURES))),
-        early_stopping=True,
-        scoring="loss",
-        **settings,
-    )
-    with compute_threads():
-        booster.fit(encoder.transform(x_train), y_train, X_val=encoder.transform(x_valid), y_val=y_valid)
-    model = Pipeline([("encode", encoder), ("classify", booster)])
+    if model_type == HIST_GRADIENT_BOOSTING:
+        encoder = _encoder(numeric).fit(x_train)
+        classifier = HistGradientBoostingClassifier(
+            categorical_features=list(range(len(CATEGORICAL_FEATURES))),
+            early_stopping=True,
+            scoring="loss",
+            **settings,
+        )
+        with compute_threads():
+            classifier.fit(encoder.transform(x_train), y_train,
+                           X_val=encoder.transform(x_valid), y_val=y_valid)
+        iterations = float(classifier.n_iter_)
+    else:
+        encoder = _linear_encoder(numeric, min_frequency=int(settings["min_frequency"])).fit(x_train)
+        classifier = LogisticRegression(C=float(settings["C"]), max_iter=int(settings["max_iter"]))
+        with compute_threads():
+            classifier.fit(encoder.transform(x_train), y_train)
+        iterations = float(np.max(classifier.n_iter_))
+    model = Pipeline([("encode", encoder), ("classify", classifier)])
 
     metrics = {f"valid_{k}": v for k, v in evaluate(model, valid_df).items()}
-    metrics["best_iteration"] = float(booster.n_iter_)
+    metrics["best_iteration"] = iterations
     metrics["train_rows"] = float(len(y_train))
     metrics["features_unused"] = float(len(NUMERIC_FEATURES) - len(numeric))
     return model, metrics
+
+
+def _linear_encoder(numeric: list[str], *, min_frequency: int) -> ColumnTransformer:
+    categorical = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=min_frequency,
+                                sparse_output=False, dtype=np.float64)
+    numbers = Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)),
+                        ("scale", StandardScaler())])
+    return ColumnTransformer(
+        [("categorical", categorical, list(CATEGORICAL_FEATURES)), ("numeric", numbers, numeric)],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )
+
+
+def choose_threshold(y_true: np.ndarray, proba: np.ndarray, *, cost_ratio: float | None = None) -> float:
+    """The decision threshold, chosen on the validation window (pure).
+
+    ``cost_ratio`` None: the threshold with the best F1 of the "delayed" class (a missed
+    delay and a false alarm weigh alike relative to how rare delays are). A number ``r``: the
+    threshold that minimises ``false alarms + r × missed delays`` (``r`` = how many false
+    alarms one missed delay is worth). Candidates are the validation probabilities
+    themselves; the result is kept inside (0, 1) so scoring accepts it.
+    """
+    y = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(proba, dtype=np.float64)
+    if len(y) == 0 or len(np.unique(y)) < 2:
+        raise ValueError("choosing a threshold needs both classes in the validation window")
+    if cost_ratio is None:
+        precision, recall, thresholds = precision_recall_curve(y, p)
+        f1 = np.divide(2 * precision * recall, precision + recall,
+                       out=np.zeros_like(precision), where=(precision + recall) > 0)[:-1]
+        best = float(thresholds[int(np.argmax(f1))])
+    else:
+        if cost_ratio <= 0:
+            raise ValueError(f"cost_ratio must be > 0, got {cost_ratio}")
+        order = np.argsort(-p, kind="stable")
+        p_sorted, y_sorted = p[order], y[order]
+        # flagging the top k: false alarms = negatives among them, misses = positives after them
+        false_alarms = np.cumsum(1 - y_sorted)
+        misses = y_sorted.sum() - np.cumsum(y_sorted)
+        cost = false_alarms + cost_ratio * misses
+        k = int(np.argmin(cost))
+        best = float(p_sorted[k])
+    return float(min(max(best, 1e-6), 1 - 1e-6))
+
+
+def decide_threshold(model: Any, valid_df: pd.DataFrame, *, cost_ratio: float | None = None) -> float:
+    """:func:`choose_threshold` for ``model`` on the arrived flights of ``valid_df``."""
+    x, y = _xy(valid_df)
+    return choose_threshold(y, _proba(model, x), cost_ratio=cost_ratio)
 
 
 def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:

@@ -52,11 +52,14 @@ def _assert_lake_and_registry(settings):
     assert run.data.tags["contrail.airflow.dag_id"] == "training"
     assert 0.0 <= run.data.metrics["test_roc_auc"] <= 1.0
 
-    # any client can load the champion and predict on a published feature partition
-    mlflow.set_tracking_uri(settings.mlflow_url)
-    loaded = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
+    # any client loads the champion through the allow-list and predicts on a published partition
+    from contrail import registry
+
+    loaded = registry.load_champion(settings.model_name, tracking_uri=settings.mlflow_url)
+    assert loaded.version == str(champion.version) and 0.0 < loaded.threshold < 1.0
+    assert float(champion.tags["contrail.threshold"]) == loaded.threshold
     frame = _features_frame(s3, bucket, settings, DAYS[-1])
-    preds = loaded.predict(frame[loaded.metadata.get_input_schema().input_names()])
+    preds = loaded.predict_proba(frame)
     assert len(preds) == len(frame) and pd.Series(preds).notna().all()
 
 
@@ -185,3 +188,61 @@ def test_stop_and_start_loses_nothing(stack, pipeline_run):
     after = {r["dag_run_id"]: r["state"] for r in AirflowClient.for_local(stack).runs("features")}
     assert {k: v for k, v in after.items() if k in before} == before
     _assert_lake_and_registry(stack)
+
+
+def test_monitoring_finds_a_degraded_champion_and_triggers_retraining(stack, pipeline_run):
+    """A champion trained on the wrong label (late ↔ on time) scores the thin pipeline's days;
+    `monitoring` joins its predictions to the landed outcomes, publishes a partition per day,
+    logs the series to MLflow and triggers `training` with the reason."""
+    import mlflow
+    import pandas as pd
+
+    from contrail import monitoring, registry, training
+    from contrail.stack.api import AirflowClient
+
+    api = AirflowClient.for_local(stack)
+    s3, bucket = lake.s3_client(stack), stack.bucket
+    frame = pd.concat([_features_frame(s3, bucket, stack, d) for d in DAYS], ignore_index=True)
+    split = training.split_by_date(frame, test_days=1, valid_days=1)
+    wrong = split.train.assign(label=1 - split.train["label"])
+    model, _ = training.train(wrong, split.valid, {"max_iter": 30})
+    mlflow.set_tracking_uri(stack.mlflow_url)
+    mlflow.set_experiment("contrail-e2e-degraded")
+    client = mlflow.MlflowClient(stack.mlflow_url)
+    parts = [catalog.published_one(s3, bucket, catalog.features_partition(stack.feature_set, d)) for d in DAYS]
+    run = registry.log_training_run(
+        model=model, params={"max_iter": 30}, metrics={}, split=split, threshold=0.5,
+        partitions=[registry.FeaturePartition(p.dt.isoformat(), p.digest, p.uri) for p in parts],
+        feature_set=stack.feature_set, dag_id="e2e-wrong-label", dag_run_id="wrong-label", git_commit="e2e",
+        job_version="e2e", quality={"passed": True}, profile=monitoring.feature_profile(training.labelled(split.train)))
+    degraded = registry.register_and_promote(client, stack.model_name, run.run_id,
+                                             registry.PromotionDecision(True, "champion", "e2e: wrong label"),
+                                             model_uri=run.model_uri)
+    client.set_model_version_tag(stack.model_name, str(degraded.version), registry.THRESHOLD_TAG, "0.5")
+    version = str(degraded.version)
+
+    def rescored():
+        return all((p := catalog.published_one(s3, bucket, catalog.predictions_partition(stack.model_name, d)))
+                   is not None and p.manifest["model_version"] == version for d in DAYS)
+
+    api.trigger("scoring", conf={})
+    _wait(rescored)
+    before = {r["dag_run_id"] for r in api.runs("training")}
+    api.set_paused("monitoring", False)
+    api.trigger("monitoring", conf={"auc_floor": 0.6, "auc_days": len(DAYS), "min_rows": 100})
+
+    def triggered():
+        # an asset-triggered monitoring run (default floor 0.62) may judge first: either asks once
+        return [r for r in api.runs("training") if r["dag_run_id"] not in before
+                and (r.get("conf") or {}).get("reason", "").startswith("monitoring: ROC AUC below 0.6")]
+
+    new = _wait(triggered)
+    assert f"(v{version}:" in new[0]["conf"]["reason"]
+    rows = pd.concat([catalog.read_published(s3, bucket, catalog.published_one(
+        s3, bucket, catalog.monitoring_partition(stack.model_name, d))) for d in DAYS])
+    batch = rows.loc[(rows["source"] == "batch") & (rows["model_version"] == version)]
+    assert len(batch) == len(DAYS) and (batch["roc_auc"] < 0.6).all() and (batch["rows"] > 800).all()
+    monitoring_run = client.get_model_version(stack.model_name, version).tags["contrail.monitoring_run_id"]
+    assert len(client.get_metric_history(monitoring_run, "batch_roc_auc")) == len(DAYS)
+    states = [r["state"] for r in api.runs("monitoring")]
+    assert "failed" not in states, states

@@ -24,8 +24,9 @@ from .test_pipeline_e2e import DAYS, pipeline_run  # noqa: F401 - the batch pipe
 pytestmark = pytest.mark.e2e
 
 STREAM_DAGS = ["stream_scoring", "stream_sweep"]
-# a half hour of the last batch day: ~40 real flights in ~20 Firehose objects
-WINDOW = (datetime(2013, 1, 3, 6, 0), datetime(2013, 1, 3, 6, 30))
+# a half hour of a day the batch has not built (real-time order: its drop has not landed):
+# ~40 real flights in ~20 Firehose objects
+WINDOW = (datetime(2013, 1, 6, 6, 0), datetime(2013, 1, 6, 6, 30))
 TIMEOUT = 900
 STALL_S = 600
 
@@ -98,7 +99,11 @@ def test_stream_events_are_scored_once_through_the_triggerer(batch_ready):
         _wait(all_scored, "the safety-net sweep to score the rest")
     preds = ledger.read_predictions(s3, bucket, settings.model_name)
     assert preds["event_id"].is_unique and set(preds["event_id"]) == wanted
-    assert (preds["dt"] == "2013-01-03").all() and (preds["features_dt"] == "2013-01-03").all()
+    # features come from what existed before the event's day: the latest published day before it
+    known = max(d for d in catalog.published_days(s3, bucket, catalog.features_zone(settings.feature_set))
+                if d.isoformat() < "2013-01-06")
+    assert not lake.exists(s3, bucket, catalog.features_partition(settings.feature_set, "2013-01-06") + "_SUCCESS")
+    assert (preds["dt"] == "2013-01-06").all() and (preds["features_dt"] == known.isoformat()).all()
     assert preds["probability"].between(0, 1).all() and preds["model_version"].notna().all()
     runs = api.runs("stream_scoring")
     assert any(r["state"] == "success" for r in runs), runs

@@ -232,7 +232,7 @@ def test_scoring_survives_a_crash_at_every_write(moto_s3, new_lake, tmp_path, mo
 
     def step(s3, bucket):
         scoring_stage.score(s3, bucket, feature_set=FEATURE_SET, model_name=MODEL, model=DistanceModel(),
-                            model_version="3", run_id="run-3")
+                            model_version="3", run_id="run-3", threshold=0.5)
 
     # per day: the part, the manifest, then _SUCCESS
     assert crash_at_every_write(fresh, step, _published_view(catalog.predictions_zone(MODEL))) == 6

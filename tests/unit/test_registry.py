@@ -107,6 +107,7 @@ def logged(tracking, trained):
         figures={"roc.png": training.roc_figure(model, split.test)},
         feature_set="flights_v1", dag_id="train_model", dag_run_id="manual__2013-03-20",
         git_commit="abc1234", job_version="0.1.0", quality={"passed": True, "checks": 12, "failed": 0},
+        threshold=0.31, extra_params={"window_days": 20},
     )
     return run
 
@@ -114,7 +115,9 @@ def logged(tracking, trained):
 def test_training_run_records_params_metrics_lineage_and_artifacts(tracking, logged, trained):
     split, _, metrics = trained
     run = tracking.get_run(logged.run_id)
-    assert run.data.params["max_iter"] == "40" and run.data.params["threshold"] == "0.5"
+    assert run.data.params["max_iter"] == "40" and run.data.params["threshold"] == "0.31"
+    assert run.data.params["model_type"] == "hist_gradient_boosting" and run.data.params["window_days"] == "20"
+    assert run.data.params["min_samples_leaf"] == "40"  # the family's defaults are logged too
     assert run.data.metrics["valid_roc_auc"] == pytest.approx(metrics["valid_roc_auc"])
     tags = run.data.tags
     assert (tags["contrail.airflow.dag_id"], tags["contrail.airflow.run_id"], tags["contrail.git_commit"],
@@ -129,9 +132,13 @@ def test_training_run_records_params_metrics_lineage_and_artifacts(tracking, log
     assert {"quality.json", "partitions.json", "figures"} <= artifacts
 
 
-def test_trusted_types_are_exactly_what_the_model_needs(trained):
-    _, model, _ = trained
-    assert registry.untrusted_types(model) == sorted(registry.TRUSTED_TYPES)
+def test_trusted_types_are_exactly_what_the_model_families_need(trained):
+    split, model, _ = trained
+    linear, _ = training.train(split.train, split.valid, {}, training.LOGISTIC_REGRESSION)
+    needed = {name: set(registry.untrusted_types(m)) for name, m in
+              (("hgb", model), ("logistic_regression", linear))}
+    assert set().union(*needed.values()) == set(registry.TRUSTED_TYPES)
+    assert needed["logistic_regression"] == {"numpy.dtype"}
 
 
 def test_logged_model_loads_with_the_allow_list_and_predicts_the_same(logged, trained):

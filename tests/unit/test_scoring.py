@@ -9,7 +9,7 @@ import pytest
 from contrail import scoring, training
 from test_training import FAST, synthetic_features  # same directory: one schema for all tests
 
-IDS = {"model_name": "flight_delay", "model_version": 7, "run_id": "r-123"}
+IDS = {"model_name": "flight_delay", "model_version": 7, "run_id": "r-123", "threshold": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_score_names_the_model_on_every_row_and_scores_every_flight(model_and_da
 
 def test_score_matches_the_model_and_applies_the_threshold(model_and_day):
     model, day = model_and_day
-    out = scoring.score(model, day, **IDS, threshold=0.3)
+    out = scoring.score(model, day, **{**IDS, "threshold": 0.3})
     proba = model.predict_proba(day.loc[:, list(training.FEATURES)])[:, 1]
     expected = pd.Series(proba, index=day["flight_id"].to_numpy())
     np.testing.assert_allclose(out["probability"].to_numpy(), expected.loc[out["flight_id"]].to_numpy())
@@ -63,4 +63,4 @@ def test_score_refuses_missing_features_duplicates_and_a_silly_threshold(model_a
     with pytest.raises(ValueError, match="duplicate flight_id"):
         scoring.score(model, pd.concat([day, day.head(1)]), **IDS)
     with pytest.raises(ValueError, match="threshold"):
-        scoring.score(model, day, **IDS, threshold=1.0)
+        scoring.score(model, day, **{**IDS, "threshold": 1.0})

@@ -118,22 +118,25 @@ def test_bad_lines_are_rejected_and_the_batch_goes_on():
     assert len(parsed.rejected) == 4
 
 
-def _batch_partition(dt: str = "2013-01-02") -> pd.DataFrame:
-    """A published feature partition: two flights with per-key trailing values and weather."""
+def _batch_partition(dt: str = "2013-01-01") -> pd.DataFrame:
+    """A published feature partition: UA at EWR (late, then on time), B6 at JFK (on time,
+    cancelled), with the weather of their hours."""
+    hour = pd.Timestamp(f"{dt}T00:00:00Z")
     rows = [
-        {"flight_id": "UA-1-EWR-x", "origin": "EWR", "dest": "IAH", "carrier": "UA", "route": "EWR-IAH",
-         "time_hour": pd.Timestamp("2013-01-02T05:00:00Z"), "temp": 39.0},
-        {"flight_id": "B6-2-JFK-x", "origin": "JFK", "dest": "BQN", "carrier": "B6", "route": "JFK-BQN",
-         "time_hour": pd.Timestamp("2013-01-02T06:00:00Z"), "temp": 41.0},
+        {"flight_id": f"UA-1-EWR-{dt}", "origin": "EWR", "dest": "IAH", "carrier": "UA", "route": "EWR-IAH",
+         "time_hour": hour + pd.Timedelta(hours=5), "temp": 39.0, "label": 1},
+        {"flight_id": f"UA-2-EWR-{dt}", "origin": "EWR", "dest": "IAH", "carrier": "UA", "route": "EWR-IAH",
+         "time_hour": hour + pd.Timedelta(hours=20), "temp": 30.0, "label": 0},
+        {"flight_id": f"B6-2-JFK-{dt}", "origin": "JFK", "dest": "BQN", "carrier": "B6", "route": "JFK-BQN",
+         "time_hour": hour + pd.Timedelta(hours=6), "temp": 41.0, "label": 0},
+        {"flight_id": f"B6-3-JFK-{dt}", "origin": "JFK", "dest": "BQN", "carrier": "B6", "route": "JFK-BQN",
+         "time_hour": hour + pd.Timedelta(hours=22), "temp": None, "label": None},
     ]
     frame = pd.DataFrame(rows)
+    frame["label"] = frame["label"].astype("Int64")
     frame["dt"] = dt
     for col in ("dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib"):
-        frame[col] = 1.0
-    for key, base in (("carrier", 0.1), ("origin", 0.2), ("route", 0.3)):
-        for days in (7, 28):
-            frame[f"{key}_ontime_{days}d"] = [base + days / 100, base + 0.5]
-            frame[f"{key}_flights_{days}d"] = [days * 10, days * 20]
+        frame[col] = [1.0, 1.0, 1.0, None]
     return frame
 
 
@@ -150,33 +153,36 @@ def _schedule(records) -> pd.DataFrame:
     })
 
 
-def test_batch_lookups_join_per_key_and_weather_only_on_the_same_day():
-    out = lookups.join_batch_lookups(_schedule([E1, E2, E3]), _batch_partition(), "2013-01-02")
+def test_lookups_use_only_what_is_known_before_the_events_day():
+    older = _batch_partition("2012-12-20")  # 13 days before: inside 28d, outside 7d
+    history = pd.concat([older, _batch_partition("2013-01-01"),
+                         _batch_partition("2013-01-02").assign(label=1, temp=99.0)])  # the day itself
+    out = lookups.join_batch_lookups(_schedule([E1, E2, E3]), history, "2013-01-01", date(2013, 1, 2))
     ua, aa, b6 = (out.set_index("carrier").loc[c] for c in ("UA", "AA", "B6"))
-    assert ua["carrier_ontime_7d"] == pytest.approx(0.17) and ua["route_flights_28d"] == 280
-    assert ua["temp"] == 39.0 and b6["temp"] == 41.0
-    assert b6["origin_ontime_28d"] == pytest.approx(0.7)
-    # AA never flew in the partition: unknown, not zero; JFK's origin rates still apply
+    # the batch job's windows: days D-7..D-1 and D-28..D-1, every scheduled flight counted,
+    # on-time share of the arrived ones; the events' own day is never read
+    assert ua["carrier_flights_7d"] == 2 and ua["carrier_ontime_7d"] == pytest.approx(0.5)
+    assert ua["route_flights_28d"] == 4 and ua["route_ontime_28d"] == pytest.approx(0.5)
+    assert b6["carrier_flights_7d"] == 2 and b6["carrier_ontime_7d"] == pytest.approx(1.0)
+    assert b6["origin_flights_28d"] == 4
+    # weather: the latest hour before the day that carries any (JFK 22:00 has none: 06:00 it is)
+    assert ua["temp"] == 30.0 and b6["temp"] == 41.0
+    # AA never flew: unknown rates, not zero; JFK's origin rates and weather still apply
     assert np.isnan(aa["carrier_ontime_7d"]) and np.isnan(aa["route_flights_7d"])
-    assert aa["origin_ontime_7d"] == pytest.approx(0.7) and np.isnan(aa["temp"])  # no 05:00 JFK row
-    assert set(FEATURES) <= set(out.columns) and (out["features_dt"] == "2013-01-02").all()
+    assert aa["origin_ontime_7d"] == pytest.approx(1.0) and aa["temp"] == 41.0
+    assert set(FEATURES) <= set(out.columns) and (out["features_dt"] == "2013-01-01").all()
     assert all(out[c].dtype == "float64" for c in FEATURES[4:])
 
-    stale = lookups.join_batch_lookups(_schedule([E1]), _batch_partition("2013-01-01"), "2013-01-01")
-    assert stale.loc[0, "carrier_ontime_7d"] == pytest.approx(0.17)  # stale trailing rates are kept
-    assert np.isnan(stale.loc[0, "temp"])  # yesterday's weather is not guessed into today
-
-    none = lookups.join_batch_lookups(_schedule([E1]), None, None)
+    none = lookups.join_batch_lookups(_schedule([E1]), None, None, date(2013, 1, 2))
     looked_up = list(FEATURES[FEATURES.index("temp"):])
     assert none[looked_up].isna().all().all() and none.loc[0, "features_dt"] is None
     assert none.loc[0, "distance"] == 1400.0
 
 
-def test_partition_on_or_before_never_looks_ahead():
-    days = [date(2013, 1, 1), date(2013, 1, 3)]
-    assert lookups.partition_on_or_before(days, date(2013, 1, 2)) == date(2013, 1, 1)
-    assert lookups.partition_on_or_before(days, date(2013, 1, 3)) == date(2013, 1, 3)
-    assert lookups.partition_on_or_before(days, date(2012, 12, 31)) is None
+def test_history_days_are_strictly_before_the_event_day_and_within_the_lookback():
+    days = [date(2012, 12, 1), date(2012, 12, 20), date(2013, 1, 1), date(2013, 1, 2), date(2013, 1, 3)]
+    assert lookups.history_days(days, date(2013, 1, 2), 28) == [date(2012, 12, 20), date(2013, 1, 1)]
+    assert lookups.history_days(days, date(2012, 12, 1), 28) == []
 
 
 # --------------------------------------------------------------------------- S3 (moto) + Spark
@@ -211,12 +217,14 @@ SCORER = ledger.Scorer(model=DistanceModel(), model_name=MODEL, model_version="3
 
 
 def _publish_batch(client: Any) -> None:
-    partition = catalog.features_partition(FEATURE_SET, "2013-01-02")
-    buf = io.BytesIO()
-    _batch_partition().to_parquet(buf, index=False)
-    key = catalog.build_prefix(partition, "b1") + catalog.part_name(0)
-    client.put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue())
-    catalog.publish_partition(client, BUCKET, partition, {"dt": "2013-01-02", "build": "b1", "parts": [key]})
+    # the day before the events and, as after a replay, the events' own day (never read)
+    for dt in ("2013-01-01", "2013-01-02"):
+        partition = catalog.features_partition(FEATURE_SET, dt)
+        buf = io.BytesIO()
+        _batch_partition(dt).to_parquet(buf, index=False)
+        key = catalog.build_prefix(partition, "b1") + catalog.part_name(0)
+        client.put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue())
+        catalog.publish_partition(client, BUCKET, partition, {"dt": dt, "build": "b1", "parts": [key]})
 
 
 @pytest.fixture
@@ -255,7 +263,7 @@ def test_an_object_is_scored_once_across_reruns_and_duplicate_notifications(s3, 
     assert sorted(preds["event_id"]) == sorted([E1["event_id"], E2["event_id"]])
     row = preds.set_index("event_id").loc[E1["event_id"]]
     assert row["probability"] == pytest.approx(0.7) and row["label"] == 1
-    assert (row["model_version"], row["features_dt"], row["dt"]) == ("3", "2013-01-02", "2013-01-02")
+    assert (row["model_version"], row["features_dt"], row["dt"]) == ("3", "2013-01-01", "2013-01-02")
     assert (row["event_time"], row["processed_time"], row["object_key"]) == (E1["event_time"], PROCESSED, a)
     entry = lake.read_json(s3, BUCKET, catalog.ledger_key(a))
     assert entry["scored"] == 2 and entry["days"] == ["2013-01-02"] and entry["rejected"] == {}

@@ -118,8 +118,40 @@ def test_train_survives_a_numeric_column_empty_for_the_whole_window(frame):
 
 def test_train_rejects_unknown_params(frame):
     split = training.split_by_date(frame, test_days=5, valid_days=5)
-    with pytest.raises(ValueError, match="unknown training params"):
+    with pytest.raises(ValueError, match="unknown hist_gradient_boosting params"):
         training.train(split.train, split.valid, {"n_estimators": 10})
+    with pytest.raises(ValueError, match="unknown logistic_regression params"):
+        training.train(split.train, split.valid, {"learning_rate": 0.1}, training.LOGISTIC_REGRESSION)
+    with pytest.raises(ValueError, match="unknown model_type"):
+        training.train(split.train, split.valid, {}, "random_forest")
+
+
+def test_logistic_baseline_learns_and_handles_unseen_categories_and_gaps(frame):
+    split = training.split_by_date(frame, test_days=5, valid_days=5)
+    model, metrics = training.train(split.train, split.valid, {"C": 0.5}, training.LOGISTIC_REGRESSION)
+    assert metrics["valid_roc_auc"] > 0.7
+    assert model.named_steps["classify"].C == 0.5
+    odd = split.test.assign(route="JFK-XXX", carrier="ZZ", temp=np.nan)
+    assert np.isfinite(model.predict_proba(odd.loc[:, list(training.FEATURES)])).all()
+
+
+def test_family_params_take_the_prefixed_dag_params_of_the_chosen_family_only():
+    flat = {"hgb_learning_rate": 0.1, "hgb_max_iter": 50, "lr_C": 2.0, "lr_max_iter": None, "window_days": 90}
+    assert training.family_params(training.HIST_GRADIENT_BOOSTING, flat) == {"learning_rate": 0.1, "max_iter": 50}
+    assert training.family_params(training.LOGISTIC_REGRESSION, flat) == {"C": 2.0}
+
+
+def test_threshold_best_f1_and_cost_ratio_rules():
+    y = np.array([0, 0, 0, 0, 1, 0, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.6, 0.7, 0.9])
+    # flagging >= 0.4 catches all three delays with one false alarm: F1 6/7, the best
+    assert training.choose_threshold(y, p) == pytest.approx(0.4)
+    # a missed delay worth 10 false alarms: still 0.4 (no miss); worth 0.1: flag the two above
+    # the first false alarm (cost 0 + 0.1 x 1 miss beats 1 false alarm)
+    assert training.choose_threshold(y, p, cost_ratio=10) == pytest.approx(0.4)
+    assert training.choose_threshold(y, p, cost_ratio=0.1) == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="both classes"):
+        training.choose_threshold(np.zeros(3), np.array([0.1, 0.2, 0.3]))
 
 
 def test_evaluate_uses_arrived_flights_only_and_reports_every_metric(fitted):

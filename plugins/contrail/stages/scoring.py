@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def score(s3, bucket: str, *, feature_set: str, model_name: str, model: Any, model_version: str,
-          run_id: str) -> list[str]:
+          run_id: str, threshold: float) -> list[str]:
     """Score every published feature partition whose predictions were not made by this model
     version from this features build; returns the days scored.
 
@@ -32,7 +32,7 @@ def score(s3, bucket: str, *, feature_set: str, model_name: str, model: Any, mod
         if previous is not None and {k: previous.manifest.get(k) for k in marker} == marker:
             continue
         preds = scoring.score(model, catalog.read_published(s3, bucket, part), model_name=model_name,
-                              model_version=model_version, run_id=run_id)
+                              model_version=model_version, run_id=run_id, threshold=threshold)
         buf = io.BytesIO()
         preds.to_parquet(buf, index=False)
         partition = catalog.predictions_partition(model_name, dt)
@@ -42,7 +42,7 @@ def score(s3, bucket: str, *, feature_set: str, model_name: str, model: Any, mod
         previous_build = previous.manifest.get("build") if previous else None
         catalog.publish_partition(s3, bucket, partition, {
             **marker, "dt": dt.isoformat(), "model_name": model_name, "rows": len(preds),
-            "run_id": run_id, "features_uri": part.uri, "build": build, "parts": [key],
+            "run_id": run_id, "threshold": threshold, "features_uri": part.uri, "build": build, "parts": [key],
             "previous_build": previous_build,
             "positive_rate": float(preds["label"].mean()) if len(preds) else None,
         }, marked=previous is not None)
@@ -60,14 +60,13 @@ def score_task(context: dict) -> dict[str, Any]:
     from contrail import assets, registry
 
     cfg = connections.settings()
-    mlflow_client = connections.mlflow_client()
-    champion = registry.current_champion(mlflow_client, cfg.model_name)
+    champion = registry.load_champion(cfg.model_name, tracking_uri=connections.mlflow_tracking_uri())
     if champion is None:
         raise AirflowSkipException(f"no champion registered for {cfg.model_name} yet")
-    champion_version = mlflow_client.get_model_version(cfg.model_name, str(champion.version))
     scored = score(connections.s3(), cfg.bucket, feature_set=cfg.feature_set, model_name=cfg.model_name,
-                   model=registry.load_model(champion.model_uri), model_version=str(champion.version),
-                   run_id=champion_version.run_id)
-    extra = {"model_name": cfg.model_name, "model_version": str(champion.version), "dates": scored}
+                   model=champion.model, model_version=champion.version, run_id=champion.run_id,
+                   threshold=champion.threshold)
+    extra = {"model_name": cfg.model_name, "model_version": champion.version,
+             "threshold": champion.threshold, "dates": scored}
     context["outlet_events"][assets.predictions()].extra = extra
     return extra

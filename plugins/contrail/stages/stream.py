@@ -27,18 +27,16 @@ SWEEP_GRACE = timedelta(minutes=2)
 
 
 def _champion_scorer() -> Scorer | None:
+    """The champion through the one safe load path, with the threshold stored with its version."""
     from contrail import registry
-    from contrail.connections import mlflow_client as _mlflow_client, settings
+    from contrail.connections import mlflow_tracking_uri, settings
 
     cfg = settings()
-    client = _mlflow_client()
-    champion = registry.current_champion(client, cfg.model_name)
+    champion = registry.load_champion(cfg.model_name, tracking_uri=mlflow_tracking_uri())
     if champion is None:
         return None
-    version = client.get_model_version(cfg.model_name, str(champion.version))
-    threshold = client.get_run(version.run_id).data.params.get("threshold", "0.5")
-    return Scorer(model=registry.load_model(champion.model_uri), model_name=cfg.model_name,
-                  model_version=str(champion.version), run_id=version.run_id, threshold=float(threshold))
+    return Scorer(model=champion.model, model_name=cfg.model_name, model_version=champion.version,
+                  run_id=champion.run_id, threshold=champion.threshold)
 
 
 def _utcnow() -> datetime:

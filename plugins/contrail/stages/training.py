@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from contrail import catalog, connections, lake
 
@@ -56,52 +57,96 @@ def quality_summary(client, bucket: str, partitions: list[catalog.PublishedParti
             "problems": problems[:50]}
 
 
+@dataclass(frozen=True)
+class Trained:
+    """One fit on the lake's published features: what the DAG logs and the bench reports."""
+
+    model_type: str
+    params: dict[str, Any]
+    threshold: float
+    split: Any
+    model: Any
+    fit_metrics: dict[str, float]
+    test_metrics: dict[str, float]
+    parts: list[catalog.PublishedPartition]
+    window: list[date]
+
+
+def train_on_lake(s3, bucket: str, *, feature_set: str, model_type: str, params: Mapping[str, Any],
+                  window_days: int, test_days: int, valid_days: int, window_end: date | None = None,
+                  cost_ratio: float | None = None) -> Trained | None:
+    """Read the trailing window of published features, split by date, fit ``model_type`` with
+    ``params``, choose the threshold on the validation window (:func:`training.decide_threshold`)
+    and measure on the test window. None if the window holds too few published days."""
+    import pandas as pd
+
+    from contrail import training
+
+    published = catalog.published(s3, bucket, catalog.features_zone(feature_set))
+    window = training_window(published, window_days=window_days, window_end=window_end)
+    if len(window) < test_days + valid_days + 1:
+        return None
+    parts = [published[d] for d in window]
+    frame = pd.concat([catalog.read_published(s3, bucket, p) for p in parts], ignore_index=True)
+    split = training.split_by_date(frame, test_days=test_days, valid_days=valid_days)
+    model, fit_metrics = training.train(split.train, split.valid, params, model_type)
+    threshold = training.decide_threshold(model, split.valid, cost_ratio=cost_ratio)
+    return Trained(model_type=model_type, params=training.effective_params(model_type, params),
+                   threshold=threshold, split=split, model=model, fit_metrics=fit_metrics,
+                   test_metrics=training.evaluate(model, split.test), parts=parts, window=window)
+
+
 def train_task(context: dict) -> dict[str, Any]:
     """Train on the trailing window of published features, log to MLflow, register, promote."""
     import mlflow
-    import pandas as pd
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from contrail import assets, registry, training
+    from contrail import assets, monitoring, registry, training
 
     cfg, client = connections.settings(), connections.s3()
     params = context["params"]
-    published = catalog.published(client, cfg.bucket, catalog.features_zone(cfg.feature_set))
-    end = date.fromisoformat(params["window_end"]) if params.get("window_end") else None
-    window = training_window(published, window_days=int(params["window_days"]), window_end=end)
-    needed = int(params["test_days"]) + int(params["valid_days"]) + 1
-    if len(window) < needed:
-        raise AirflowSkipException(f"only {len(window)} published feature day(s) in the window; "
-                                   f"training needs at least {needed}")
-    parts = [published[d] for d in window]
-    frame = pd.concat([catalog.read_published(client, cfg.bucket, p) for p in parts], ignore_index=True)
-    split = training.split_by_date(frame, test_days=int(params["test_days"]),
-                                   valid_days=int(params["valid_days"]))
-    model, fit_metrics = training.train(split.train, split.valid, {})
-    test_metrics = training.evaluate(model, split.test)
+    model_type = params["model_type"]
+    cost_ratio = params.get("threshold_cost_ratio")
+    split_params = {k: int(params[k]) for k in ("window_days", "test_days", "valid_days")}
+    trained = train_on_lake(
+        client, cfg.bucket, feature_set=cfg.feature_set, model_type=model_type,
+        params=training.family_params(model_type, params),
+        window_end=date.fromisoformat(params["window_end"]) if params.get("window_end") else None,
+        cost_ratio=None if cost_ratio is None else float(cost_ratio), **split_params)
+    if trained is None:
+        raise AirflowSkipException(f"too few published feature days in the window; training needs at least "
+                                   f"{split_params['test_days'] + split_params['valid_days'] + 1}")
+    split, parts = trained.split, trained.parts
     quality = quality_summary(client, cfg.bucket, parts)
     mlflow_client = connections.mlflow_client()
     mlflow.set_experiment("contrail-training")
     dag_id, run_id = connections.run_ids(context)
     job_versions = sorted({p.manifest.get("job_version", "unknown") for p in parts})
+    reason = params.get("reason") or "scheduled"
     logged = registry.log_training_run(
-        model=model, params={"model_type": params["model_type"], "window_days": params["window_days"],
-                             "test_days": params["test_days"], "valid_days": params["valid_days"]},
-        metrics={**{f"fit_{k}": v for k, v in fit_metrics.items()},
-                 **{f"test_{k}": v for k, v in test_metrics.items()}},
+        model=trained.model, params=trained.params, model_type=model_type, threshold=trained.threshold,
+        extra_params={**split_params, "threshold_rule": "best_f1" if cost_ratio is None else f"cost_ratio={cost_ratio}",
+                      "reason": reason[:500]},
+        metrics={**{f"fit_{k}": v for k, v in trained.fit_metrics.items()},
+                 **{f"test_{k}": v for k, v in trained.test_metrics.items()}},
         split=split,
         partitions=[registry.FeaturePartition(p.dt.isoformat(), p.digest, p.uri) for p in parts],
-        figures=training.figures(model, split.test), feature_set=cfg.feature_set,
+        figures=training.figures(trained.model, split.test), feature_set=cfg.feature_set,
         dag_id=dag_id, dag_run_id=run_id, git_commit=git_commit(), job_version=",".join(job_versions),
-        quality=quality, run_name=f"{dag_id}:{run_id}",
+        quality=quality, profile=monitoring.feature_profile(training.labelled(split.train)),
+        run_name=f"{dag_id}:{run_id}",
     )
     decision, version = registry.promote_if_better(
-        mlflow_client, cfg.model_name, logged, test_df=split.test, challenger_metrics=test_metrics,
-        margin=float(params["promotion_margin"]), quality_passed=quality["passed"])
+        mlflow_client, cfg.model_name, logged, test_df=split.test, challenger_metrics=trained.test_metrics,
+        margin=float(params["promotion_margin"]), quality_passed=quality["passed"],
+        threshold=trained.threshold)
+    window = trained.window
     extra = {"model_name": cfg.model_name, "version": str(version.version), "run_id": logged.run_id,
              "alias": decision.alias, "promoted": decision.promote, "reason": decision.reason,
+             "model_type": model_type, "threshold": trained.threshold, "trigger": reason,
              "window": [window[0].isoformat(), window[-1].isoformat()],
-             "test_roc_auc": test_metrics.get("roc_auc")}
-    log.info("model %s v%s → %s: %s", cfg.model_name, version.version, decision.alias, decision.reason)
+             "test_roc_auc": trained.test_metrics.get("roc_auc")}
+    log.info("model %s v%s (%s, threshold %.3f) → %s: %s", cfg.model_name, version.version, model_type,
+             trained.threshold, decision.alias, decision.reason)
     context["outlet_events"][assets.model()].extra = extra
     return extra

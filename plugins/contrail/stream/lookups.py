@@ -1,12 +1,24 @@
 """Features for stream events: schedule features from the batch transform (on Spark Connect or a
-local session), trailing rates and weather looked up in published batch partitions.
+local session), trailing rates and weather from published batch partitions.
+
+**What the stream may know at event time.** A flight event of day D arrives while D is flying;
+D's batch partition is built only after D's drop lands, the next day. So the stream uses only
+partitions *strictly before* D (:func:`history_days`), whatever has been built since:
+  * trailing rates (``<key>_ontime_<N>d``, ``<key>_flights_<N>d``) are recomputed from the
+    flights of days D-N .. D-1 in those partitions, with the batch job's definition (every
+    scheduled flight counts; on-time = arrived under 15 min late) — the same numbers batch
+    gives D when those days are all published;
+  * weather is the latest landed hour before D at the origin (the last hour of D-1 the
+    partitions carry), not the scheduled hour's observation, which lands only with D's drop.
+Replayed after the batch ran, this gives the same features as in real time: the event's own
+partition is never read.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from contrail import catalog
@@ -115,14 +127,59 @@ def _utc_naive(series: "pd.Series") -> "pd.Series":
     return out.dt.tz_localize(None).astype("datetime64[ns]")
 
 
-def join_batch_lookups(schedule: "pd.DataFrame", batch: "pd.DataFrame | None",
-                       features_dt: str | None) -> "pd.DataFrame":
-    """Add weather and trailing columns from one published batch partition (pure).
+def trailing_from_history(history: "pd.DataFrame", day: date) -> dict[str, "pd.DataFrame"]:
+    """Per trailing key, one row per key value with the trailing columns of ``day``, from the
+    feature rows of earlier days (``dt``, keys, ``label``): the batch job's
+    ``rangeBetween(-N, -1)`` windows (pure)."""
+    import numpy as np
+    import pandas as pd
 
-    Trailing columns come per ``carrier`` / ``origin`` / ``route`` (identical for every flight
-    of a key on the partition's day); weather per ``origin`` + ``time_hour``, only when the
-    partition is the events' own day (``features_dt == dt``), else null. Numeric features
-    are float64, as the model's signature expects.
+    from contrail_spark import transforms
+
+    days = pd.to_datetime(history["dt"]).dt.date
+    ago = np.array([(day - d).days for d in days], dtype=np.int64)
+    arrived = history["label"].notna().to_numpy()
+    ontime = arrived & (pd.to_numeric(history["label"], errors="coerce").fillna(1).to_numpy() == 0)
+    out = {}
+    for key in transforms.TRAILING_KEYS:
+        frame = None
+        for n in transforms.TRAILING_WINDOWS_DAYS:
+            inside = (ago >= 1) & (ago <= n)
+            per = pd.DataFrame({key: history[key].to_numpy()[inside], "flights": 1,
+                                "arrived": arrived[inside].astype(np.int64),
+                                "ontime": ontime[inside].astype(np.int64)}).groupby(key).sum()
+            cols = pd.DataFrame({
+                f"{key}_ontime_{n}d": (per["ontime"] / per["arrived"].where(per["arrived"] > 0)).astype("float64"),
+                f"{key}_flights_{n}d": per["flights"].astype("float64"),
+            })
+            frame = cols if frame is None else frame.join(cols, how="outer")
+        frame = frame.reset_index()
+        # a key seen in the 28-day window but not the 7-day one flew 0 flights in the last 7 days
+        for n in transforms.TRAILING_WINDOWS_DAYS:
+            frame[f"{key}_flights_{n}d"] = frame[f"{key}_flights_{n}d"].fillna(0.0)
+        out[key] = frame
+    return out
+
+
+def latest_weather(history: "pd.DataFrame", day: date) -> "pd.DataFrame":
+    """Per origin, the weather of the latest hour before ``day`` the partitions carry (pure)."""
+    import pandas as pd
+
+    cols = _weather_columns()
+    rows = history.loc[pd.to_datetime(history["dt"]).dt.date < day, ["origin", "time_hour", *cols]].copy()
+    rows["time_hour"] = _utc_naive(rows["time_hour"])
+    rows = rows.loc[rows[cols].notna().any(axis=1)]
+    latest = rows.sort_values(["origin", "time_hour"], kind="stable").drop_duplicates("origin", keep="last")
+    return latest.rename(columns={"time_hour": "weather_hour"}).reset_index(drop=True)
+
+
+def join_batch_lookups(schedule: "pd.DataFrame", history: "pd.DataFrame | None",
+                       features_dt: str | None, day: date | None = None) -> "pd.DataFrame":
+    """Add trailing and weather columns known before the events' day ``day`` (pure).
+
+    ``history``: published feature rows of days before ``day`` (see the module doc);
+    ``features_dt``: the latest of those days, recorded on each row. Numeric features are
+    float64, as the model's signature expects.
     """
     import numpy as np
     import pandas as pd
@@ -131,49 +188,52 @@ def join_batch_lookups(schedule: "pd.DataFrame", batch: "pd.DataFrame | None",
 
     out = schedule.copy()
     out["time_hour"] = _utc_naive(out["time_hour"])
-    if batch is not None and len(batch):
-        for key, cols in _trailing_columns().items():
-            per_key = batch.loc[:, [key, *cols]].drop_duplicates(subset=[key], keep="first")
+    if history is not None and len(history) and day is not None:
+        for key, per_key in trailing_from_history(history, day).items():
             out = out.merge(per_key, on=key, how="left")
-        weather = batch.loc[:, ["origin", "time_hour", *_weather_columns()]].copy()
-        weather["time_hour"] = _utc_naive(weather["time_hour"])
-        weather = weather.drop_duplicates(subset=["origin", "time_hour"], keep="first")
-        out = out.merge(weather, on=["origin", "time_hour"], how="left")
-        stale = (out["dt"] != features_dt).to_numpy()
-        out.loc[stale, _weather_columns()] = np.nan
+        out = out.merge(latest_weather(history, day).drop(columns="weather_hour"), on="origin", how="left")
     for col in NUMERIC_FEATURES:
         out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64") if col in out else np.nan
     out["features_dt"] = features_dt
     return out
 
 
-def partition_on_or_before(published: Iterable[date], day: date) -> date | None:
-    """The latest published feature day not after ``day`` (pure)."""
-    candidates = [d for d in published if d <= day]
-    return max(candidates) if candidates else None
+def history_days(published: Iterable[date], day: date, lookback_days: int) -> list[date]:
+    """Published feature days the stream may read for events of ``day``: strictly before it,
+    at most ``lookback_days`` back (pure)."""
+    return sorted(d for d in published if day - timedelta(days=lookback_days) <= d < day)
 
 
 class BatchFeatures:
-    """Reads (once per task) the published batch partitions the look-ups come from."""
+    """Reads (once per task) the published batch partitions the look-ups come from: for events
+    of day D, those of D-28 .. D-1 (never D itself, which in real time does not exist yet)."""
 
     def __init__(self, s3: "S3Client", bucket: str, feature_set: str):
         self.s3, self.bucket, self.feature_set = s3, bucket, feature_set
         self._days: list[date] | None = None
         self._frames: dict[date, "pd.DataFrame"] = {}
 
-    def for_day(self, day: str) -> tuple[str | None, "pd.DataFrame | None"]:
-        if self._days is None:
-            self._days = catalog.published_days(self.s3, self.bucket, catalog.features_zone(self.feature_set))
-        chosen = partition_on_or_before(self._days, date.fromisoformat(day))
-        if chosen is None:
-            return None, None
-        if chosen not in self._frames:
-            part = catalog.published_one(self.s3, self.bucket, catalog.features_partition(self.feature_set, chosen))
+    def _frame(self, dt: date) -> "pd.DataFrame | None":
+        if dt not in self._frames:
+            part = catalog.published_one(self.s3, self.bucket, catalog.features_partition(self.feature_set, dt))
             if part is None:  # withdrawn since the listing: look again next time
                 self._days = None
-                return None, None
-            self._frames[chosen] = catalog.read_published(self.s3, self.bucket, part)
-        return chosen.isoformat(), self._frames[chosen]
+                return None
+            self._frames[dt] = catalog.read_published(self.s3, self.bucket, part)
+        return self._frames[dt]
+
+    def for_day(self, day: str) -> tuple[str | None, "pd.DataFrame | None"]:
+        """(latest day read, the feature rows of the days before ``day``), or (None, None)."""
+        import pandas as pd
+        from contrail_spark import transforms
+
+        if self._days is None:
+            self._days = catalog.published_days(self.s3, self.bucket, catalog.features_zone(self.feature_set))
+        chosen = history_days(self._days, date.fromisoformat(day), transforms.LOOKBACK_DAYS)
+        frames = [f for f in (self._frame(d) for d in chosen) if f is not None]
+        if not frames:
+            return None, None
+        return chosen[-1].isoformat(), pd.concat(frames, ignore_index=True)
 
 
 def stream_features(events: Sequence[Mapping[str, Any]], batch: BatchFeatures, spark=None) -> "pd.DataFrame":
@@ -186,6 +246,6 @@ def stream_features(events: Sequence[Mapping[str, Any]], batch: BatchFeatures, s
     schedule["object_key"] = [e.get("_object_key") for e in events]
     parts = []
     for day, rows in schedule.groupby("dt", sort=True):
-        features_dt, frame = batch.for_day(day)
-        parts.append(join_batch_lookups(rows, frame, features_dt))
+        features_dt, history = batch.for_day(day)
+        parts.append(join_batch_lookups(rows, history, features_dt, date.fromisoformat(day)))
     return pd.concat(parts, ignore_index=True) if parts else join_batch_lookups(schedule, None, None)
