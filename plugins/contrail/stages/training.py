@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from urllib.parse import quote
 from datetime import date, timedelta
 from typing import Any, Iterable
 
@@ -98,7 +99,16 @@ def train_task(context: dict) -> dict[str, Any]:
     decision, version = registry.promote_if_better(
         mlflow_client, cfg.model_name, logged, test_df=split.test, challenger_metrics=test_metrics,
         margin=float(params["promotion_margin"]), quality_passed=quality["passed"])
+    registry.tell_story(
+        mlflow_client, cfg.model_name, version, decision,
+        metrics={**{f"test_{k}": v for k, v in test_metrics.items()},  # and the champion's, from the tags
+                 **{k.removeprefix("contrail.metric."): float(v) for k, v in version.tags.items()
+                    if k.startswith("contrail.metric.champion_test_")}},
+        features=training.FEATURES, feature_set=cfg.feature_set,
+        window=[window[0].isoformat(), window[-1].isoformat()], margin=float(params["promotion_margin"]),
+        airflow_run_url=f"{cfg.airflow_url}/dags/{dag_id}/runs/{quote(run_id, safe='')}")
     extra = {"model_name": cfg.model_name, "version": str(version.version), "run_id": logged.run_id,
+             "experiment_id": mlflow_client.get_run(logged.run_id).info.experiment_id,  # the run's link
              "alias": decision.alias, "promoted": decision.promote, "reason": decision.reason,
              "window": [window[0].isoformat(), window[-1].isoformat()],
              "test_roc_auc": test_metrics.get("roc_auc")}
