@@ -194,3 +194,11 @@ def test_every_plugin_route_refuses_an_anonymous_request():
         forged = client.get(url, cookies={"_token": "not-a-jwt"})
         assert anonymous.status_code in (401, 403), (url, anonymous.status_code)
         assert forged.status_code in (401, 403), (url, forged.status_code)
+
+
+def test_routes_take_only_their_path_parameters():
+    """A route whose ``Request`` is not resolved would ask for it as a query field (422)."""
+    from contrail.ui.app import create_app
+
+    for route in create_app().routes:
+        assert not route.dependant.query_params, (route.path, [p.name for p in route.dependant.query_params])

@@ -24,6 +24,10 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
+# at module level: the routes' annotations are strings (PEP 563), resolved in this namespace
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
 from contrail import catalog, connections, lake
 from contrail.ui import lakeview, pages
 
@@ -85,9 +89,6 @@ def _return_value(dag_id: str, run_id: str, task_id: str) -> Any:
 
 
 def create_app():
-    from fastapi import Depends, FastAPI, HTTPException, Request
-    from fastapi.responses import HTMLResponse, RedirectResponse, Response
-
     from airflow.api_fastapi.core_api.security import requires_authenticated
 
     # no /docs, /redoc, /openapi.json: FastAPI serves those without the app's dependencies
