@@ -130,3 +130,15 @@ def test_a_person_finds_the_bad_day_its_failing_rule_and_the_model_story(stack, 
     page.goto(f"{settings.mlflow_url}/#/models/{settings.model_name}")
     page.locator("text=Predicts whether").first.wait_for()
     _shot(page, "mlflow_model")
+
+
+def test_the_demo_replays_the_stream_and_measures_its_freshness(stack, lake_state):
+    """``make demo``'s stream step on the same stack: the departures it replays are scored by
+    the event path, and the freshness it reports is measured on them."""
+    from contrail.demo import run_stream
+
+    result = run_stream(stack, DAYS[-1], timeout=600)
+    print(f"stream: {result}")
+    assert 100 <= result["events"] <= 400
+    assert result["scored"] > 0
+    assert 0 < result["freshness_p50_s"] <= result["freshness_max_s"] < 600
