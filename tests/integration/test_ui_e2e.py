@@ -76,7 +76,7 @@ def _login(page, settings) -> None:
     page.fill("input[name=username]", AIRFLOW_USER)
     page.fill("input[name=password]", airflow_password(settings))
     page.keyboard.press("Enter")
-    page.wait_for_url(lambda url: "/auth/login" not in url and "login" not in url.split("?")[0][-6:])
+    page.wait_for_url(lambda url: "login" not in url)
 
 
 def _shot(page, name: str) -> Path:
@@ -114,13 +114,12 @@ def test_a_person_finds_the_bad_day_its_failing_rule_and_the_model_story(stack, 
         "GET", f"/dags/quality/dagRuns/{quote(run_id, safe='')}/taskInstances/validate_flights/links")
     target = links["extra_links"]["Data Docs"]
     assert target and "/contrail/links/quality/" in target
-    page.goto(f"{base}/dags/quality/runs/{quote(run_id, safe='')}/tasks/validate_flights")
-    button = page.get_by_role("link", name="Data Docs")
-    button.first.wait_for()
+    page.goto(f"{base}/dags/quality/runs/{quote(run_id, safe='')}/tasks/validate_flights/details")
+    button = page.get_by_role("link", name="Data Docs").first
+    button.wait_for()
     _shot(page, "quality_task")
-    page.goto(button.first.get_attribute("href") or target)
-    page.wait_for_load_state("networkidle")
-    assert "/contrail/docs/runs/" in page.url
+    button.click()  # same origin: Airflow opens it in place
+    page.wait_for_url("**/contrail/docs/runs/**", wait_until="domcontentloaded")  # its CDN styles are offline
     docs = page.locator("body").inner_text()
     assert "origin" in docs and lake_state["dt"] in page.url + docs
     assert "expect_column_values_to_be_in_set" in page.content() or "belong to this set" in docs
