@@ -49,9 +49,10 @@ def link_targets(kind: str, task_id: str, value: Any, *, feature_set: str, model
     if not value:
         return []
     if kind == "data_docs":
-        reports = sorted(value, key=lambda r: (bool(r.get("passed")), r.get("dt", "")))
+        # the partitions that failed, when any did (what a red gate asks); else every one judged
+        reports = [r for r in value if not r.get("passed")] or list(value)
         return [(f"{r['dataset']} dt={r['dt']} v{r['version']}: {'passed' if r.get('passed') else 'FAILED'}",
-                 r["data_docs_page"]) for r in reports if r.get("data_docs_page")]
+                 r["data_docs_page"]) for r in sorted(reports, key=lambda r: r.get("dt", "")) if r.get("data_docs_page")]
     if kind == "gate_results":
         return [(f"features gate dt={dt} build {value['build']}",
                  catalog.features_gate_result_key(feature_set, dt, value["build"])) for dt in value.get("targets", [])]
