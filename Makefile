@@ -14,7 +14,7 @@ EMR_STAMP  := $(VENV_EMR)/.contrail-installed
 PROFILE ?= $(or $(CONTRAIL_PROFILE),embedded)
 export CONTRAIL_PROFILE := $(PROFILE)
 
-.PHONY: help venv venv-emr lock-emr demo test test-fast test-quality-all up down status bootstrap bench lock dist clean clean-state
+.PHONY: help venv venv-emr lock-emr browser demo test test-fast test-quality-all up down status bootstrap bench lock dist clean clean-state
 
 help:
 	@echo "make demo    - install, start the local stack, run a few days of 2013 through Airflow, stop"
@@ -53,7 +53,15 @@ $(EMR_STAMP): $(EMR_LOCK) | $(STAMP)
 demo: $(STAMP)
 	$(BIN)/contrail demo
 
-test: $(STAMP) $(EMR_STAMP)
+# The browser tests drive Debian's Chromium through Playwright; no browser is downloaded
+# from a vendor. Installed once (needs root or sudo), skipped when already on PATH.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "make browser: installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
+test: $(STAMP) $(EMR_STAMP) browser
 	$(BIN)/python -m pytest tests
 
 test-quality-all: $(STAMP)

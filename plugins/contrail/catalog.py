@@ -456,3 +456,86 @@ def emr_log_uri(bucket: str) -> str:
 
 def emr_step_log_uri(bucket: str, cluster_id: str, step_id: str) -> str:
     return f"{emr_log_uri(bucket)}{cluster_id}/steps/{step_id}/"
+
+
+# ---------------------------------------------------------------------------- reading the lake back
+
+_DAY_ENTRY = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/(?:(v=\d{4,}|b=[A-Za-z0-9._-]{1,64}|[0-9a-f]{12})/)?([^/]+)$")
+
+
+@dataclass
+class DayEntries:
+    """What one LIST says about one day of one zone (no GET): the landed versions with a
+    manifest, the version / content-addressed directories, the builds, ``_SUCCESS`` and the
+    quality results' versions (``v=NNNN.json``)."""
+
+    manifests: set[int]
+    versions: set[int]
+    builds: set[str]
+    rejects: set[str]
+    results: set[int]
+    success: bool = False
+
+
+def day_entries(zone: str, keys: Iterable[str]) -> dict[str, DayEntries]:
+    """dt -> :class:`DayEntries` from the keys of one zone prefix (pure).
+
+    Understands every day-partitioned layout of the module docstring: ``v=NNNN/`` versions,
+    ``b=<build>/`` builds, landing's ``<sha12>/`` rejects, ``v=NNNN.json`` results and
+    ``_manifest.json`` / ``_SUCCESS`` / ``reason.json`` markers."""
+    days: dict[str, DayEntries] = {}
+    for key in keys:
+        if not key.startswith(zone):
+            continue
+        match = _DAY_ENTRY.match(key[len(zone):])
+        if match is None:
+            continue
+        dt, directory, name = match.groups()
+        day = days.setdefault(dt, DayEntries(set(), set(), set(), set(), set()))
+        if directory is None:
+            if name == SUCCESS:
+                day.success = True
+            elif (m := re.fullmatch(r"v=(\d{4,})\.json", name)) is not None:
+                day.results.add(int(m.group(1)))
+        elif directory.startswith("v="):
+            version = int(directory[2:])
+            day.versions.add(version)
+            if name == MANIFEST:
+                day.manifests.add(version)
+        elif directory.startswith("b="):
+            day.builds.add(directory[2:])
+        else:
+            day.rejects.add(directory)
+    return days
+
+
+def validation_run_name(dataset: str, dt: date | str, version: int) -> str:
+    """The quality gate's GX run name for one partition version (no spaces: it becomes a key)."""
+    return f"{dataset}_dt={dt_str(dt)}_v={version:04d}"
+
+
+def validation_pages_prefix(run_id: str | None = None) -> str:
+    """Where a Data Docs build keeps its validation pages (``…/validations/<suite>/<run name>/…``)."""
+    return data_docs_prefix(run_id) + "validations/"
+
+
+def validation_page(keys: Iterable[str], *, dataset: str, dt: date | str, version: int) -> str | None:
+    """The key of a partition version's validation page among a Data Docs build's keys (pure)."""
+    marker = f"/{validation_run_name(dataset, dt, version)}/"
+    pages = sorted(k for k in keys if marker in k and k.endswith(".html"))
+    return pages[-1] if pages else None
+
+
+def model_version_of_build(build: str) -> str | None:
+    """The model version a predictions build was scored with (builds are ``m<version>-<digest>``)."""
+    match = re.fullmatch(r"m([^-]+)-.+", build)
+    return match.group(1) if match else None
+
+
+def predictions_build(model_version: str, features_digest: str) -> str:
+    """A predictions build: the model version and the features digest it scored."""
+    return f"m{model_version}-{features_digest}"
+
+
+def quarantine_zone(dataset: str) -> str:
+    return f"{QUARANTINE_ROOT}{dataset}/"

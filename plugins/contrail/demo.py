@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Callable
 
 from contrail import catalog, lake
 from contrail.settings import DATASETS, Settings
@@ -49,17 +50,27 @@ class MemorySampler:
         return max(self.samples, default=0.0)
 
 
-def wait_for(predicate, what: str, timeout: float, failure_check=None, poll: float = 3.0):
+def wait_for(predicate, what: str, timeout: float, failure_check=None, poll: float = 3.0,
+             progress: Callable[[], str] | None = None, log=print):
     """Poll ``predicate`` until it returns something truthy and return that; ``failure_check``
-    may raise early. Raises TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if failure_check:
-            failure_check()
-        time.sleep(poll)
+    may raise early. ``progress`` (e.g. "2/3 days published") is shown on one live line while
+    waiting, with the seconds elapsed. Raises TimeoutError naming ``what``."""
+    started = time.monotonic()
+    deadline = started + timeout
+    try:
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            if failure_check:
+                failure_check()
+            if progress is not None:
+                log(f"\r[demo]   waiting for {what}: {progress()} ({time.monotonic() - started:.0f}s)",
+                    end="", flush=True)
+            time.sleep(poll)
+    finally:
+        if progress is not None:
+            log("")
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
@@ -89,27 +100,83 @@ def run_pipeline(settings: Settings, days: list[date], *, timeout: float = 900.0
                                                  or logical in wanted):
                     raise RuntimeError(f"{dag_id} run {run['dag_run_id']} failed; see the Airflow UI")
 
-    def features_published() -> bool:
-        published = catalog.published_days(s3, settings.bucket, catalog.features_zone(settings.feature_set))
-        return set(days) <= set(published)
+    def published_count(zone: str) -> int:
+        return len(set(days) & set(catalog.published_days(s3, settings.bucket, zone)))
 
-    wait_for(features_published, "features for every demo day", timeout, failed_runs)
+    features = catalog.features_zone(settings.feature_set)
+    wait_for(lambda: published_count(features) == len(days), "features for every demo day", timeout, failed_runs,
+             progress=lambda: f"{published_count(features)}/{len(days)} day(s) published", log=log)
     log(f"[demo] landing → quality → features done ({time.monotonic() - t0:.0f}s); triggering training")
     run = api.trigger("training", conf={"window_days": len(days), "window_end": days[-1].isoformat(),
                                         "test_days": 1, "valid_days": 1})
     wait_for(lambda: api.request("GET", f"/dags/training/dagRuns/{run['dag_run_id']}")["state"]
-              in ("success", "failed"), "the training run", timeout)
+              in ("success", "failed"), "the training run", timeout, log=log,
+             progress=lambda: api.request("GET", f"/dags/training/dagRuns/{run['dag_run_id']}")["state"])
     state = api.request("GET", f"/dags/training/dagRuns/{run['dag_run_id']}")["state"]
     if state != "success":
         raise RuntimeError(f"training run {run['dag_run_id']} {state}; see the Airflow UI")
 
-    def predictions_written() -> bool:
-        published = catalog.published_days(s3, settings.bucket, catalog.predictions_zone(settings.model_name))
-        return set(days) <= set(published)
-
-    wait_for(predictions_written, "predictions for every demo day", timeout, failed_runs)
+    predictions = catalog.predictions_zone(settings.model_name)
+    wait_for(lambda: published_count(predictions) == len(days), "predictions for every demo day", timeout,
+             failed_runs, progress=lambda: f"{published_count(predictions)}/{len(days)} day(s) scored", log=log)
     log(f"[demo] training → registry → scoring done ({time.monotonic() - t0:.0f}s)")
     return summarize(settings, days, api, s3)
+
+
+STREAM_HOURS = (6, 10)  # the morning departures of the last demo day (267 events on 2013-01-03)
+STREAM_SPEEDUP = 240.0  # four hours of schedule in a minute
+
+
+def run_stream(settings: Settings, day: date, *, timeout: float = 600.0, log=print) -> dict:
+    """Replay the scheduled departures of ``day`` between :data:`STREAM_HOURS` through Firehose
+    at :data:`STREAM_SPEEDUP`, wait for the event-driven path to score them, and measure their
+    freshness: the wall time from an event's put to its prediction (``processed_time``)."""
+    import math
+
+    from contrail import nycflights
+    from contrail.simulate import LOCAL_ROLE_ARN, ensure_delivery_stream, replay_stream, schedule_events
+    from contrail.stack.api import AirflowClient
+    from contrail.stream import ledger
+
+    start, end = (datetime(day.year, day.month, day.day, h) for h in STREAM_HOURS)
+    events = list(schedule_events(nycflights.load("flights"), start, end))
+    api = AirflowClient.for_local(settings)
+    api.set_paused("stream_scoring", False)
+    firehose = lake.client("firehose", settings)
+    ensure_delivery_stream(firehose, settings.firehose_stream, f"arn:aws:s3:::{settings.bucket}", LOCAL_ROLE_ARN)
+    put_at: dict[str, float] = {}
+
+    def counted():
+        for i, event in enumerate(events, 1):
+            put_at[event["event_id"]] = time.time()  # handed to Firehose within this minute's batch
+            if i % 10 == 0 or i == len(events):
+                log(f"\r[demo]   stream: put {i}/{len(events)} events ({STREAM_SPEEDUP:.0f}x)", end="", flush=True)
+            yield event
+
+    log(f"[demo] replaying {len(events)} scheduled departures of {day} {STREAM_HOURS[0]:02d}:00-"
+        f"{STREAM_HOURS[1]:02d}:00 through Firehose at {STREAM_SPEEDUP:.0f}x")
+    stats = replay_stream(firehose, settings.firehose_stream, start, end, STREAM_SPEEDUP, events=counted())
+    log("")
+    s3 = lake.s3_client(settings)
+    wanted = set(put_at)
+
+    def scored() -> set[str]:
+        preds = ledger.read_predictions(s3, settings.bucket, settings.model_name)
+        return wanted & set(preds["event_id"]) if len(preds) else set()
+
+    try:
+        wait_for(lambda: scored() == wanted, "the stream's predictions", timeout, log=log,
+                 progress=lambda: f"{len(scored())}/{len(wanted)} events scored")
+    except TimeoutError:
+        log("[demo] not every event was scored in time; freshness is measured on those that were")
+    preds = ledger.read_predictions(s3, settings.bucket, settings.model_name)
+    preds = preds[preds["event_id"].isin(wanted)] if len(preds) else preds
+    # processed_time is the scoring task's UTC wall clock (ISO, with its offset)
+    lags = sorted(datetime.fromisoformat(str(stamp)).timestamp() - put_at[event_id]
+                  for event_id, stamp in zip(preds["event_id"], preds["processed_time"])) if len(preds) else []
+    return {"events": stats.events, "scored": len(lags), "put_s": stats.slept_s,
+            "freshness_p50_s": lags[len(lags) // 2] if lags else math.nan,
+            "freshness_max_s": lags[-1] if lags else math.nan}
 
 
 def summarize(settings: Settings, days: list[date], api, s3) -> dict:
@@ -149,6 +216,7 @@ def run_demo(settings: Settings, *, days: int, start: date) -> int:
     try:
         with MemorySampler(settings) as mem:
             summary = run_pipeline(settings, day_list)
+            stream = run_stream(settings, day_list[-1])
     finally:
         if not was_running:
             print("[demo] stopping the stack (state kept in .contrail/; `make up` brings it back)")
@@ -162,9 +230,15 @@ def run_demo(settings: Settings, *, days: int, start: date) -> int:
           ", ".join(f"{z} {n}" for z, n in summary["zones"].items()))
     print(f"model registry   {settings.model_name}: {summary['model_versions']} version(s), "
           f"aliases {summary['aliases']}")
+    print(f"stream           {stream['scored']}/{stream['events']} events scored; freshness (put → prediction) "
+          f"median {stream['freshness_p50_s']:.1f}s, max {stream['freshness_max_s']:.1f}s")
     print(f"timing           stack start {up_s:.0f}s, demo total {total:.0f}s")
     print(f"memory (PSS)     idle {idle:.0f} MiB, peak during demo {mem.peak:.0f} MiB")
     print("where to look (after `make up`):")
     control.print_urls(settings)
+    print(f"  Lake view    {settings.airflow_url}/plugin/lake   (Airflow menu: Browse → Lake; click a day)")
+    print(f"  the model    {settings.mlflow_url}/#/models/{settings.model_name}   (each version says why)")
+    print("  the stream   Airflow DAG stream_scoring (one run per Firehose object); predictions under "
+          f"s3://{settings.bucket}/{catalog.stream_predictions_prefix(settings.model_name)}")
     print(f"  aws s3 ls --endpoint-url {settings.emulator_url} s3://{settings.bucket}/features/{settings.feature_set}/")
     return 0

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from contrail import contract
-from contrail.catalog import DATA_DOCS_PREFIX, dt_str
+from contrail.catalog import DATA_DOCS_PREFIX, dt_str, validation_run_name
 from contrail.lake import s3_uri
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -520,7 +520,7 @@ class QualityGate:
             batch_parameters={"dataframe": prepare(df, suite)},
             expectation_parameters=params,
             result_format={"result_format": "BASIC", "partial_unexpected_count": 20},
-            run_id=RunIdentifier(run_name=f"{dataset}_dt={dt_str(dt)}_v={version:04d}"),  # no spaces: S3 keys
+            run_id=RunIdentifier(run_name=validation_run_name(dataset, dt, version)),
         )
         result_json = _jsonable(result.to_json_dict())
         broken = [_rule_failure(r) for r in result_json["results"] if not r["success"]]

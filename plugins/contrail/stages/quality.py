@@ -53,7 +53,8 @@ def _summary(bucket: str, dataset: str, part: catalog.PartitionVersion, result: 
     return {"dataset": dataset, "dt": part.dt, "version": part.version, "passed": bool(result["passed"]),
             "rows": result.get("row_count"), "warnings": len(result.get("warnings", [])),
             "result_uri": lake.s3_uri(bucket, catalog.quality_result_key(dataset, part.dt, part.version)),
-            "summary": result.get("summary", ""), "manifest_uri": lake.s3_uri(bucket, manifest_key)}
+            "summary": result.get("summary", ""), "manifest_uri": lake.s3_uri(bucket, manifest_key),
+            "quality_run": result.get("run_id")}
 
 
 def quarantine_partition(s3, bucket: str, dataset: str, part: catalog.PartitionVersion, manifest: dict,
@@ -130,6 +131,18 @@ def validate(s3, bucket: str, *, dataset: str, gate_factory, run: QualityRun,
     return reports, gate.build_data_docs()
 
 
+def link_validation_pages(s3, bucket: str, reports: list[dict]) -> None:
+    """Give each report the key of its validation page in the build of the run that judged it
+    (``data_docs_page``, None if that build is gone): what the task's extra link opens."""
+    pages: dict[str, list[str]] = {}
+    for r in reports:
+        run = r.get("quality_run")
+        if run and run not in pages:
+            pages[run] = [o.key for o in lake.list_objects(s3, bucket, catalog.validation_pages_prefix(run))]
+        r["data_docs_page"] = catalog.validation_page(pages.get(run, ()), dataset=r["dataset"], dt=r["dt"],
+                                                      version=r["version"]) if run else None
+
+
 def validate_task(dataset: str, context: dict) -> list[dict]:
     """The ``validate_<dataset>`` task: sets the ``validated_<dataset>`` event extra."""
     from contrail import assets
@@ -144,8 +157,12 @@ def validate_task(dataset: str, context: dict) -> list[dict]:
     extra: dict[str, Any] = {"dataset": dataset, "partitions": [
         {k: r[k] for k in ("dt", "version", "manifest_uri", "rows")} for r in reports if r["passed"]]}
     if site is not None:
+        # the latest build at the site's root, and this run's build kept under runs/<run>/
+        publish_data_docs(s3, cfg.bucket, site, prefix=catalog.data_docs_prefix(run_id))
         extra["data_docs"] = publish_data_docs(s3, cfg.bucket, site, prefix=catalog.data_docs_prefix())
-        log.info("Data Docs published to %s", extra["data_docs"])
+        log.info("Data Docs published to %s (this run's build: %s)", extra["data_docs"],
+                 catalog.data_docs_prefix(run_id))
+    link_validation_pages(s3, cfg.bucket, reports)
     context["outlet_events"][assets.validated(dataset)].extra = extra
     return reports
 

@@ -36,7 +36,7 @@ def score(s3, bucket: str, *, feature_set: str, model_name: str, model: Any, mod
         buf = io.BytesIO()
         preds.to_parquet(buf, index=False)
         partition = catalog.predictions_partition(model_name, dt)
-        build = f"m{model_version}-{part.digest}"
+        build = catalog.predictions_build(model_version, part.digest)
         key = catalog.build_prefix(partition, build) + catalog.part_name(0)
         s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
         previous_build = previous.manifest.get("build") if previous else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from urllib.parse import quote
 from datetime import date, timedelta
 from typing import Any, Iterable, Mapping
 
@@ -101,7 +102,7 @@ def train_task(context: dict) -> dict[str, Any]:
     import mlflow
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from contrail import assets, monitoring, registry, training
+    from contrail import assets, model_story, monitoring, registry, training
 
     cfg, client = connections.settings(), connections.s3()
     params = context["params"]
@@ -141,7 +142,16 @@ def train_task(context: dict) -> dict[str, Any]:
         margin=float(params["promotion_margin"]), quality_passed=quality["passed"],
         threshold=trained.threshold)
     window = trained.window
+    model_story.tell_story(
+        mlflow_client, cfg.model_name, version, decision,
+        metrics={**{f"test_{k}": v for k, v in trained.test_metrics.items()},  # and the champion's, from the tags
+                 **{k.removeprefix("contrail.metric."): float(v) for k, v in version.tags.items()
+                    if k.startswith("contrail.metric.champion_test_")}},
+        features=training.FEATURES, feature_set=cfg.feature_set,
+        window=[window[0].isoformat(), window[-1].isoformat()], margin=float(params["promotion_margin"]),
+        airflow_run_url=f"{cfg.airflow_url}/dags/{dag_id}/runs/{quote(run_id, safe='')}")
     extra = {"model_name": cfg.model_name, "version": str(version.version), "run_id": logged.run_id,
+             "experiment_id": mlflow_client.get_run(logged.run_id).info.experiment_id,  # the run's link
              "alias": decision.alias, "promoted": decision.promote, "reason": decision.reason,
              "model_type": model_type, "threshold": trained.threshold, "trigger": reason,
              "window": [window[0].isoformat(), window[-1].isoformat()],

@@ -1,0 +1,205 @@
+"""The Lake view: its data from a crafted lake (asserted exactly), a year read in time, one
+day's detail, the extra links' targets, and every plugin route refused to an anonymous caller."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+
+import pytest
+
+from contrail import catalog, lake
+from contrail.ui import lakeview
+
+ZONES = lakeview.Zones(("flights", "weather"), "flight_delay_v1", "delay_model")
+BUCKET = "lake"
+
+
+def _keys_for_crafted_lake() -> list[str]:
+    """Jan 1 validated and built and scored; Jan 2 landed only; Jan 3 quarantined by quality;
+    Jan 4 rejected by landing; Jan 5 quarantined at v1 and healed at v2, built."""
+    fs, model = ZONES.feature_set, ZONES.model_name
+    keys = []
+    for dt in ("2013-01-01", "2013-01-02", "2013-01-03", "2013-01-05"):
+        keys += [catalog.landing_manifest_key("flights", dt, 1), catalog.landing_prefix("flights", dt, 1) + "a.csv.gz"]
+    keys += [catalog.landing_manifest_key("flights", "2013-01-05", 2)]
+    keys += [catalog.landing_prefix("flights", "2013-01-02", 2) + "orphan.csv.gz"]  # a crashed lander's
+    for dt, v in (("2013-01-01", 1), ("2013-01-03", 1), ("2013-01-05", 1), ("2013-01-05", 2)):
+        keys.append(catalog.quality_result_key("flights", dt, v))
+    for dt, v in (("2013-01-03", 1), ("2013-01-05", 1)):
+        keys += [catalog.quality_quarantine_prefix("flights", dt, v) + catalog.REASON,
+                 catalog.quality_quarantine_prefix("flights", dt, v) + "a.csv.gz"]
+    keys += [catalog.landing_quarantine_key("flights", "2013-01-04", "ab" * 32, "flights.csv.gz"),
+             catalog.landing_quarantine_key("flights", "2013-01-04", "ab" * 32, catalog.REASON)]
+    keys += [catalog.validated_pointer_key("flights", "2013-01-01")]
+    for dt in ("2013-01-01", "2013-01-05"):
+        part = catalog.features_partition(fs, dt)
+        keys += [part + catalog.MANIFEST, part + catalog.SUCCESS, catalog.build_prefix(part, "b1") + "part-0.parquet"]
+    staged = catalog.features_partition(fs, "2013-01-02")
+    keys += [catalog.build_prefix(staged, "b2") + catalog.part_name(0)]  # staged, gate refused it
+    pred = catalog.predictions_partition(model, "2013-01-01")
+    keys += [pred + catalog.MANIFEST, pred + catalog.SUCCESS,
+             catalog.build_prefix(pred, catalog.predictions_build("3", "d1")) + catalog.part_name(0),
+             catalog.build_prefix(pred, catalog.predictions_build("2", "d0")) + catalog.part_name(0)]
+    return keys
+
+
+def _listings(keys: list[str]) -> dict[str, list[str]]:
+    return {p: [k for k in keys if k.startswith(p)] for p in ZONES.prefixes()}
+
+
+def test_the_view_of_a_crafted_lake_is_exact():
+    view = lakeview.build_view(_listings(_keys_for_crafted_lake()), ZONES)
+    flights = view["rows"]["flights"]
+    assert {dt: c["status"] for dt, c in flights.items()} == {
+        "2013-01-01": "validated", "2013-01-02": "landed", "2013-01-03": "quarantined",
+        "2013-01-04": "quarantined", "2013-01-05": "healed"}
+    assert flights["2013-01-05"] == {"status": "healed", "versions": [1, 2], "current": 2, "quarantined": [1],
+                                     "judged": [1, 2], "rejected_drops": 0}
+    assert flights["2013-01-02"]["versions"] == [1]  # the orphan v2 (no manifest) is not a version
+    assert flights["2013-01-04"] == {"status": "quarantined", "versions": [], "current": None, "quarantined": [],
+                                     "judged": [], "rejected_drops": 1}
+    assert view["rows"]["weather"] == {}
+    assert view["rows"]["features/flight_delay_v1"] == {
+        "2013-01-01": {"status": "built", "builds": ["b1"]},
+        "2013-01-02": {"status": "staged", "builds": ["b2"]},
+        "2013-01-05": {"status": "built", "builds": ["b1"]}}
+    assert view["rows"]["predictions/delay_model"] == {
+        "2013-01-01": {"status": "scored", "builds": ["m2-d0", "m3-d1"], "model_versions": ["2", "3"]}}
+    assert view["days"] == [f"2013-01-0{i}" for i in range(1, 6)]
+    assert view["counts"]["flights"] == {"validated": 1, "landed": 1, "quarantined": 2, "healed": 1}
+
+
+def test_day_entries_reads_every_layout():
+    zone = catalog.quarantine_zone("flights")
+    entries = catalog.day_entries(zone, [
+        catalog.landing_quarantine_key("flights", "2013-01-04", "0123456789ab" + "0" * 52, "x.csv"),
+        catalog.quality_quarantine_prefix("flights", "2013-01-04", 7) + catalog.REASON,
+        "quarantine/flights/not-a-day/x"])
+    assert list(entries) == ["2013-01-04"]
+    assert entries["2013-01-04"].rejects == {"0123456789ab"} and entries["2013-01-04"].versions == {7}
+    assert catalog.model_version_of_build(catalog.predictions_build("12", "abc")) == "12"
+    assert catalog.model_version_of_build("b1") is None
+
+
+def test_months_span_the_calendar():
+    assert lakeview.months(["2013-11-30", "2014-02-01"]) == ["2013-11", "2013-12", "2014-01", "2014-02"]
+    assert lakeview.months([]) == []
+
+
+def _put(s3, key: str, body: bytes = b"{}") -> None:
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+
+def test_a_year_is_read_within_two_seconds_and_a_day_shows_why(moto_s3):
+    """A year of both datasets, built and scored, with one day quarantined (about 8,800 keys).
+
+    The budget is one LIST per zone (paginated) and no GET. The time asserted is the CPU the
+    client and the in-process emulator spend together (wall time on a loaded machine says
+    nothing); of it, the emulator's XML serialisation is about 85%, the client's share (what
+    the API server pays) about 0.3 s."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    s3 = moto_s3
+    s3.create_bucket(Bucket=BUCKET)
+    keys = []
+    for i in range(365):
+        dt = (date(2013, 1, 1) + timedelta(days=i)).isoformat()
+        for ds in ZONES.datasets:
+            keys += [catalog.landing_manifest_key(ds, dt, 1), catalog.landing_prefix(ds, dt, 1) + f"{ds}.csv.gz",
+                     catalog.quality_result_key(ds, dt, 1), catalog.validated_pointer_key(ds, dt)]
+        for part, build in ((catalog.features_partition(ZONES.feature_set, dt), "b1"),
+                            (catalog.predictions_partition(ZONES.model_name, dt), "m1-d")):
+            keys += [part + catalog.MANIFEST, part + catalog.SUCCESS, catalog.build_prefix(part, build) + "p"]
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["global"]
+    for key in keys:  # straight into the emulator's store: 9,000 HTTP PUTs would take minutes here
+        backend.put_object(BUCKET, key, b"{}")
+    bad = "2013-06-15"
+    lake.put_json(s3, BUCKET, catalog.quality_result_key("flights", bad, 1), {
+        "passed": False, "row_count": 900, "run_id": "manual__1",
+        "failures": [{"severity": "critical", "expectation": "expect_column_values_to_be_in_set",
+                      "columns": ["origin"], "unexpected_count": 50, "why": "NYC airports only"}], "warnings": []})
+    lake.put_json(s3, BUCKET, catalog.quality_quarantine_prefix("flights", bad, 1) + catalog.REASON, {"stage": "quality"})
+    page = catalog.validation_pages_prefix("manual__1") + (
+        f"flights_raw/{catalog.validation_run_name('flights', bad, 1)}/20130615T000000Z/abc.html")
+    _put(s3, page, b"<html/>")
+    lake.put_json(s3, BUCKET, catalog.features_partition(ZONES.feature_set, bad) + catalog.MANIFEST,
+                  {"dt": bad, "parts": ["features/x/b=b1/p"], "build": "b1", "job_version": "0.4.0+abc"})
+    lake.put_json(s3, BUCKET, catalog.predictions_partition(ZONES.model_name, bad) + catalog.MANIFEST,
+                  {"dt": bad, "parts": ["predictions/x/b=m1-d/p"], "build": "m1-d", "model_version": "1"})
+
+    s3 = lakeview.listing_client({"region_name": "us-east-1"})
+    calls: list[str] = []
+    s3.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+    started, cpu = time.perf_counter(), time.process_time()
+    view = lakeview.read_view(s3, BUCKET, ZONES)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"\nLake view of a year: {elapsed:.3f} s wall, {cpu:.3f} s CPU, {len(calls)} requests, {len(keys)} keys")
+    pages = sum(-(-sum(1 for k in keys if k.startswith(p)) // 1000) or 1 for p in ZONES.prefixes())
+    assert calls == ["ListObjectsV2"] * pages
+    assert cpu < 4.0
+    assert len(view["days"]) == 365 and view["counts"]["flights"] == {"validated": 364, "quarantined": 1}
+    assert view["counts"]["predictions/delay_model"] == {"scored": 365}
+
+    detail = lakeview.day_detail(s3, BUCKET, ZONES, bad)
+    flights = detail["datasets"][0]["versions"][0]
+    assert flights["passed"] is False and flights["data_docs"] == page
+    assert flights["reason"] == catalog.quality_quarantine_prefix("flights", bad, 1) + catalog.REASON
+    assert flights["failures"] == ["[critical] expect_column_values_to_be_in_set(origin): 50 unexpected"
+                                   " — NYC airports only"]
+    assert detail["features"]["job_version"] == "0.4.0+abc" and detail["features"]["build"] == "b1"
+    assert detail["predictions"]["model_version"] == "1"
+
+
+def test_extra_links_lead_to_the_partition_page_the_gate_results_and_mlflow():
+    from contrail.ui.app import link_kind, link_targets
+
+    assert link_kind("quality", "gate_flights") == ("data_docs", "validate_flights")
+    assert link_kind("features", "publish") == ("gate_results", "plan")
+    assert link_kind("training", "train") == ("mlflow_run", "train")
+    assert link_kind("scoring", "score") == ("model_version", "score")
+    assert link_kind("landing_flights", "land") is None
+    kw = {"feature_set": "fs", "model_name": "m", "mlflow_url": "http://127.0.0.1:5000"}
+    reports = [{"dataset": "flights", "dt": "2013-01-01", "version": 1, "passed": True, "data_docs_page": "p1"},
+               {"dataset": "flights", "dt": "2013-01-05", "version": 1, "passed": False, "data_docs_page": "p5"}]
+    assert [t for _, t in link_targets("data_docs", "validate_flights", reports, **kw)] == ["p5"]  # the failure
+    assert [t for _, t in link_targets("data_docs", "validate_flights", reports[:1] * 2, **kw)] == ["p1", "p1"]
+    assert link_targets("gate_results", "publish", {"build": "b9", "targets": ["2013-01-02"]}, **kw) == [
+        ("features gate dt=2013-01-02 build b9", catalog.features_gate_result_key("fs", "2013-01-02", "b9"))]
+    assert link_targets("mlflow_run", "train", {"run_id": "r1", "experiment_id": "4"}, **kw)[0][1] == \
+        "http://127.0.0.1:5000/#/experiments/4/runs/r1"
+    assert link_targets("model_version", "score", {"model_name": "m", "model_version": "3"}, **kw)[0][1] == \
+        "http://127.0.0.1:5000/#/models/m/versions/3"
+    assert link_targets("model_version", "score", None, **kw) == []
+
+
+def test_every_plugin_route_refuses_an_anonymous_request():
+    from fastapi.testclient import TestClient
+
+    from airflow.api_fastapi.app import init_auth_manager
+
+    from contrail.ui.app import create_app
+
+    init_auth_manager()  # Airflow's own (SimpleAuthManager here), as the API server sets it up
+    app = create_app()
+    client = TestClient(app)
+    routes = [r.path for r in app.routes]  # every route, including any FastAPI adds by itself
+    assert len(routes) == 7
+    for path in routes:
+        url = (path.replace("{dt}", "2013-01-01").replace("{key:path}", "landing/x")
+               .replace("{path:path}", "index.html").replace("{dag_id}", "quality")
+               .replace("{run_id}", "r").replace("{task_id}", "validate_flights"))
+        anonymous = client.get(url)
+        forged = client.get(url, cookies={"_token": "not-a-jwt"})
+        assert anonymous.status_code in (401, 403), (url, anonymous.status_code)
+        assert forged.status_code in (401, 403), (url, forged.status_code)
+
+
+def test_routes_take_only_their_path_parameters():
+    """A route whose ``Request`` is not resolved would ask for it as a query field (422)."""
+    from contrail.ui.app import create_app
+
+    for route in create_app().routes:
+        assert not route.dependant.query_params, (route.path, [p.name for p in route.dependant.query_params])
