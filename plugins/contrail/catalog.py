@@ -297,11 +297,7 @@ def published(s3: "S3Client", bucket: str, zone: str) -> dict[date, PublishedPar
                        and k[:-len(MANIFEST)] + SUCCESS in keys and "/b=" not in k)
 
     def read(key: str) -> PublishedPartition:
-        body = lake.read_bytes(s3, bucket, key)
-        manifest = json.loads(body)
-        dt = date.fromisoformat(manifest["dt"])
-        return PublishedPartition(dt, lake.sha256_hex(body)[:16],
-                                  lake.s3_uri(bucket, key[:-len(MANIFEST)]), manifest)
+        return _published_from(bucket, key[:-len(MANIFEST)], lake.read_bytes(s3, bucket, key))
 
     with ThreadPoolExecutor(IO_THREADS) as pool:
         return {p.dt: p for p in pool.map(read, manifests)}
@@ -321,9 +317,13 @@ def published_one(s3: "S3Client", bucket: str, partition: str) -> PublishedParti
     """The published build of one partition, or None."""
     if not lake.exists(s3, bucket, partition + SUCCESS):
         return None
-    body = lake.read_bytes(s3, bucket, partition + MANIFEST)
-    manifest = json.loads(body)
-    return PublishedPartition(date.fromisoformat(manifest["dt"]), lake.sha256_hex(body)[:16],
+    return _published_from(bucket, partition, lake.read_bytes(s3, bucket, partition + MANIFEST))
+
+
+def _published_from(bucket: str, partition: str, manifest_body: bytes) -> PublishedPartition:
+    """A published partition from its manifest's bytes (the digest is of those bytes)."""
+    manifest = json.loads(manifest_body)
+    return PublishedPartition(date.fromisoformat(manifest["dt"]), lake.sha256_hex(manifest_body)[:16],
                               lake.s3_uri(bucket, partition), manifest)
 
 
