@@ -15,3 +15,25 @@ DEFAULT_ARGS = {
 }
 
 TAGS = ["contrail"]
+
+
+def rerun_params(**extra):
+    """The Params every stage DAG takes for a re-run over a range (see :mod:`contrail.reruns`):
+    the trigger form shows date pickers, a ``rebuild`` choice and a reason. ``extra`` adds a
+    stage's own (e.g. scoring's ``model_version``)."""
+    from airflow.sdk import Param
+
+    from contrail.reruns import PENDING, REBUILD_MODES
+
+    return {
+        "from_date": Param(None, type=["null", "string"], format="date", title="From (dt)",
+                           description="first day to re-run (empty: no lower bound)"),
+        "to_date": Param(None, type=["null", "string"], format="date", title="To (dt)",
+                         description="last day to re-run, inclusive (empty: no upper bound)"),
+        "rebuild": Param(PENDING, enum=list(REBUILD_MODES), title="Rebuild",
+                         description="pending: only new or changed input; changed: also what the current "
+                                     "code would make differently; all: every day in the range"),
+        "reason": Param(None, type=["null", "string"], title="Reason",
+                        description="why this re-run (recorded with what it writes)"),
+        **extra,
+    }

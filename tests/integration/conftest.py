@@ -29,6 +29,15 @@ PROFILE_ENV = {
                  # a killed worker's task is retried after 30 s, not Airflow's 5 minutes
                  "CONTRAIL_TASK_HEARTBEAT_TIMEOUT_S": "30"},
 }
+# CONTRAIL_E2E_PORT_OFFSET shifts every port (and the Redis db) so two checkouts can run their
+# end-to-end suites side by side on one machine
+_OFFSET = int(os.environ.get("CONTRAIL_E2E_PORT_OFFSET", "0"))
+for _env in PROFILE_ENV.values():
+    for _key, _value in _env.items():
+        if _key.endswith("_PORT"):
+            _env[_key] = str(int(_value) + _OFFSET)
+    if "CONTRAIL_REDIS_DB" in _env:
+        _env["CONTRAIL_REDIS_DB"] = str(int(_env["CONTRAIL_REDIS_DB"]) - _OFFSET // 100)
 # service URLs a developer's shell may carry: the test stacks derive their own
 SERVICE_URLS = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__BROKER_URL",
                 "AIRFLOW__CELERY__RESULT_BACKEND", "CONTRAIL_MLFLOW_BACKEND_URI")
