@@ -48,3 +48,30 @@ class DropSensor(S3KeySensor):
             return super().execute(context)
         except AirflowSensorTimeout as exc:
             raise AirflowSensorTimeout(self.timeout_message(context)) from exc
+
+
+class DropLandingSensor(DropSensor):
+    """Waits for the drop of its data interval, then lands it, as one task instance.
+
+    A catch-up or backfill finds its drops already there: the first poke succeeds and the drop
+    is landed in the same process, so a landed day costs one task instance (one process start,
+    one DAG parse) instead of a sensor's plus a landing task's. A drop not there yet is awaited
+    in the triggerer as by :class:`DropSensor` and landed when the task resumes.
+
+    Sets the ``landing_<dataset>`` asset event's extra (declare the asset in ``outlets``) and
+    returns it. A bad drop fails the task without retries, naming the key and the rule.
+    """
+
+    def execute(self, context: Any) -> Any:
+        if not self.poke(context=context):
+            super().execute(context)  # defers (resumes in execute_complete), or pokes until found
+        return self._land(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        super().execute_complete(context, event)  # raises on a trigger error; may defer again
+        return self._land(context)
+
+    def _land(self, context: Any) -> dict:
+        from contrail.stages.landing import land_task
+
+        return land_task(self.dataset, context)

@@ -62,8 +62,6 @@ class ScaleOut:
     spark_queue: str = "spark"
     # two cores per worker "host": two task slots each
     worker_concurrency: int = 2
-    # a task whose worker stops heartbeating is failed (and retried) after this long
-    task_heartbeat_timeout_s: int = 300
 
 
 @dataclass(frozen=True)
@@ -84,6 +82,9 @@ class Settings:
     # an event-path stream run keeps scoring new objects until none came for this long (0: off)
     stream_drain_idle_s: float = 20.0
     aws_conn_id: str = "aws_default"
+    # a running task whose process stops heartbeating (a killed worker, a killed scheduler's
+    # executor) is failed, then retried, after this long
+    task_heartbeat_timeout_s: int = 300
     mlflow_conn_id: str = "mlflow_default"
     # the CloudFormation stack holding the AWS resources (aws mode)
     stack_name: str = "contrail"
@@ -182,7 +183,6 @@ def _scaleout(environ: Mapping[str, str], state_dir: Path) -> ScaleOut:
         celery_result_backend=environ.get("AIRFLOW__CELERY__RESULT_BACKEND") or f"db+{airflow_db}",
         spark_queue=environ.get("CONTRAIL_SPARK_QUEUE", "spark"),
         worker_concurrency=_int(environ, "CONTRAIL_WORKER_CONCURRENCY", 2, "a number of task slots"),
-        task_heartbeat_timeout_s=_int(environ, "CONTRAIL_TASK_HEARTBEAT_TIMEOUT_S", 300, "a number of seconds"),
     )
 
 
@@ -223,6 +223,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ports=ports,
         spark_remote=remote,
         stream_drain_idle_s=_float(environ, "CONTRAIL_STREAM_DRAIN_IDLE_S", 20.0),
+        task_heartbeat_timeout_s=_int(environ, "CONTRAIL_TASK_HEARTBEAT_TIMEOUT_S", 300, "a number of seconds"),
         stack_name=environ.get("CONTRAIL_STACK_NAME") or "contrail",
         emulator_endpoint=_url(environ, "CONTRAIL_EMULATOR_URL"),
         mlflow_endpoint=_url(environ, "CONTRAIL_MLFLOW_URL"),

@@ -21,7 +21,8 @@ import pytest
 E2E_PORTS = {"CONTRAIL_AIRFLOW_PORT": "18080", "CONTRAIL_MLFLOW_PORT": "15000",
              "CONTRAIL_EMULATOR_PORT": "14566", "CONTRAIL_SPARK_CONNECT_PORT": "15102"}
 PROFILE_ENV = {
-    "embedded": {**E2E_PORTS, "CONTRAIL_PROFILE": "embedded"},
+    # a task killed in a failure drill is retried after 30 s, not Airflow's 5 minutes
+    "embedded": {**E2E_PORTS, "CONTRAIL_PROFILE": "embedded", "CONTRAIL_TASK_HEARTBEAT_TIMEOUT_S": "30"},
     "scaleout": {"CONTRAIL_PROFILE": "scaleout",
                  "CONTRAIL_AIRFLOW_PORT": "18180", "CONTRAIL_MLFLOW_PORT": "15100",
                  "CONTRAIL_EMULATOR_PORT": "14666", "CONTRAIL_SPARK_CONNECT_PORT": "15202",

@@ -7,14 +7,14 @@ worker killed with ``kill -9`` in the middle of a task loses no partition.
 from __future__ import annotations
 
 import os
-import re
 import signal
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
 from contrail import catalog, lake
 
+from .lake_shape import partition_shape
 from .test_pipeline_e2e import (  # noqa: F401 - collected here again, on this module's stack
     DAYS,
     pipeline_run,
@@ -49,26 +49,6 @@ def _running_killable(api) -> dict | None:
                  and (t.get("hostname") or "").startswith("celery-worker")), None)
 
 
-def _partition_shape(settings, s3, day: date) -> dict:
-    """What the lake holds for one day, with the day and generated ids blanked: two days that
-    went through the pipeline the same way have the same shape."""
-    prefixes = [*(catalog.landing_partition(ds, day) for ds in ("flights", "weather")),
-                *(catalog.quarantine_prefix(ds, day) for ds in ("flights", "weather")),
-                *(catalog.quality_result_key(ds, day, 1).rsplit("/", 1)[0] + "/" for ds in ("flights", "weather")),
-                catalog.features_partition(settings.feature_set, day),
-                catalog.predictions_partition(settings.model_name, day)]
-    keys = sorted(o.key for p in prefixes for o in lake.list_objects(s3, settings.bucket, p))
-
-    def blank(key: str) -> str:
-        key = key.replace(day.isoformat(), "<dt>").replace(day.strftime("%Y%m%d"), "<dt>")
-        key = re.sub(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", "<id>", key)
-        return re.sub(r"b=(m\d+-)?[0-9a-f]{16}/", "b=<build>/", key)  # builds are named per run
-
-    pointers = [lake.read_json(s3, settings.bucket, catalog.validated_pointer_key(ds, day))["version"]
-                for ds in ("flights", "weather")]
-    return {"keys": sorted(blank(k) for k in keys), "validated_versions": pointers}
-
-
 def test_a_worker_killed_mid_task_loses_no_partition(stack, pipeline_run):
     from contrail import nycflights
     from contrail.demo import wait_for
@@ -98,7 +78,7 @@ def test_a_worker_killed_mid_task_loses_no_partition(stack, pipeline_run):
     assert ti["state"] == "success" and ti["try_number"] > victim["try_number"], ti
     assert local.supervision(stack)[worker]["restarts"] >= 1
     # identical to an undisturbed day: one landed version each, validated once, built and scored once
-    assert _partition_shape(stack, s3, KILL_DAY) == _partition_shape(stack, s3, DAYS[-1])
+    assert partition_shape(stack, s3, KILL_DAY) == partition_shape(stack, s3, DAYS[-1])
     built = catalog.published_one(s3, stack.bucket, catalog.features_partition(stack.feature_set, KILL_DAY))
     assert built.manifest["rows"] == len(nycflights.day("flights", KILL_DAY))
     print(f"killed {worker} running {victim['dag_id']}.{victim['task_id']}; "

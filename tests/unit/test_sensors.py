@@ -64,3 +64,41 @@ def test_drop_prefix_must_be_a_folder() -> None:
 
     with pytest.raises(ValueError, match="must end in '/'"):
         DropSensor(task_id="w", dataset="flights", bucket_name="lake", drop_prefix="incoming/flights/x")
+
+
+def _landing_sensor(monkeypatch):
+    from contrail import sensors
+
+    landed = []
+    monkeypatch.setattr("contrail.stages.landing.land_task",
+                        lambda dataset, context: landed.append((dataset, context["ds"])) or {"dt": context["ds"]})
+    sensor = sensors.DropLandingSensor(task_id="land", dataset="flights", bucket_name="lake",
+                                       drop_prefix="incoming/flights/2013-01-04/", timeout=60)
+    return sensor, landed
+
+
+def test_a_drop_already_there_is_landed_in_the_same_task_instance(moto_s3, monkeypatch) -> None:
+    moto_s3.create_bucket(Bucket="lake")
+    moto_s3.put_object(Bucket="lake", Key="incoming/flights/2013-01-04/flights.csv.gz", Body=b"x")
+    sensor, landed = _landing_sensor(monkeypatch)
+    assert sensor.execute({"ds": "2013-01-04"}) == {"dt": "2013-01-04"}
+    assert landed == [("flights", "2013-01-04")]
+
+
+def test_a_missing_drop_defers_and_is_landed_when_the_trigger_fires(moto_s3, monkeypatch) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    moto_s3.create_bucket(Bucket="lake")
+    sensor, landed = _landing_sensor(monkeypatch)
+    with pytest.raises(TaskDeferred):
+        sensor.execute({"ds": "2013-01-04"})
+    assert landed == []
+    assert sensor.execute_complete({"ds": "2013-01-04"}, {"status": "success"}) == {"dt": "2013-01-04"}
+    assert landed == [("flights", "2013-01-04")]
+
+
+def test_a_trigger_error_lands_nothing(monkeypatch) -> None:
+    sensor, landed = _landing_sensor(monkeypatch)
+    with pytest.raises(Exception, match="listing failed"):
+        sensor.execute_complete({"ds": "2013-01-04"}, {"status": "error", "message": "listing failed"})
+    assert landed == []

@@ -75,7 +75,7 @@ def test_scaleout_urls_come_from_the_names_airflow_reads():
     assert so.celery_result_backend == "db+postgresql+psycopg2://airflow@db:5432/airflow"
     assert so.celery_broker_url == "redis://broker:6379/3"
     assert so.mlflow_backend_uri == "postgresql+psycopg2://mlflow@db:5432/mlflow"
-    assert so.task_heartbeat_timeout_s == 30
+    assert cfg.task_heartbeat_timeout_s == 30
 
 
 def test_redis_db_picks_the_broker_database():

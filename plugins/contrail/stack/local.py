@@ -122,6 +122,11 @@ def stack_env(settings: Settings, base: dict[str, str] | None = None) -> dict[st
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "1200",
+        # a task whose process died (a killed worker or scheduler) is failed, then retried elsewhere,
+        # once its heartbeat is this old
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(settings.task_heartbeat_timeout_s),
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL":
+            str(max(1, min(10, settings.task_heartbeat_timeout_s // 3))),
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(settings.ports.airflow + 13),
         "AIRFLOW__TRIGGERER__WORKER_LOG_SERVER_PORT": str(settings.ports.airflow + 14),
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({

@@ -64,10 +64,6 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         # task (a year's feature build), and the scheduler's heartbeat check below retries
         # the task long before anyway
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
-        # a dead worker's task is failed (then retried elsewhere) once its heartbeat is this old
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(so.task_heartbeat_timeout_s),
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL":
-            str(max(1, min(10, so.task_heartbeat_timeout_s // 3))),
     }
 
 

@@ -1,0 +1,311 @@
+"""The year backfill, drops to predictions, through the real stack — and its bare-compute floor.
+
+From a fresh stack state (its own state dir, ports and, on scale-out, databases) it drops every
+day of the range into ``incoming/``, lets the landing DAGs catch up through the scheduler, the
+asset-scheduled quality, features and scoring DAGs follow, trains once through the REST API and
+waits until every day is scored. Then one more day (the range's last, held back) is dropped on
+the warm stack: the daily increment, drop → predictions visible. The stack's memory (PSS of
+every process and child) is sampled throughout.
+
+The floor runs the same stage functions (``contrail.stages.*``) in one process over the same
+data on an emulator of its own, with no orchestrator: land every day, validate each dataset in
+one gate, plan + spark-submit + audit-and-publish, fit once (``train_on_lake``, no MLflow), score
+every day. Per stage it prints wall time, task instances and the ratio stack / floor.
+
+    .venv/bin/python bench/bench_backfill.py [--from 2013-01-01] [--to 2013-12-31]
+        [--profile embedded|scaleout] [--no-floor] [--no-stack]
+
+The landing DAGs catch up from their start date (2013-01-01), so a shorter run keeps
+``--from 2013-01-01`` and moves ``--to``. Compare ratios within one run: the machine is shared and its load moves every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+STAGES = ("landing", "quality", "features", "training", "scoring")
+STAGE_DAGS = {"landing": ("landing_flights", "landing_weather"), "quality": ("quality",),
+              "features": ("features",), "training": ("training",), "scoring": ("scoring",)}
+BENCH_ENV = {"CONTRAIL_AIRFLOW_PORT": "28280", "CONTRAIL_MLFLOW_PORT": "25200",
+             "CONTRAIL_EMULATOR_PORT": "24766", "CONTRAIL_SPARK_CONNECT_PORT": "25302",
+             "CONTRAIL_REDIS_DB": "12"}
+SERVICE_URLS = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__BROKER_URL",
+                "AIRFLOW__CELERY__RESULT_BACKEND", "CONTRAIL_MLFLOW_BACKEND_URI")
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def training_window(days: list[date]) -> dict:
+    """The training DAG's defaults (90 days, 14 test, 7 validation) for a long range, shrunk for
+    a short one so a quick run still trains."""
+    return {"window_end": days[-1].isoformat(), "window_days": 90,
+            "test_days": max(1, min(14, len(days) // 6)), "valid_days": max(1, min(7, len(days) // 10))}
+
+
+class Progress:
+    """Which days each stage has finished, read from the lake through the catalog."""
+
+    def __init__(self, s3, settings) -> None:
+        self.s3, self.settings = s3, settings
+
+    def done(self, days: list[date]) -> dict[str, int]:
+        from contrail import catalog, lake
+        from contrail.settings import DATASETS
+
+        s3, bucket, wanted = self.s3, self.settings.bucket, {d.isoformat() for d in days}
+
+        def dts(prefix: str, suffix: str) -> set[str]:
+            return {k.split("dt=", 1)[1][:10] for k in (o.key for o in lake.list_objects(s3, bucket, prefix))
+                    if k.endswith(suffix) and "dt=" in k}
+
+        landed = set.intersection(*(dts(catalog.landing_zone(ds), catalog.MANIFEST) for ds in DATASETS))
+        judged = set.intersection(*(dts(catalog.quality_results_zone(ds), ".json") for ds in DATASETS))
+        built = {d.isoformat() for d in catalog.published_days(s3, bucket, catalog.features_zone(
+            self.settings.feature_set))}
+        scored = {d.isoformat() for d in catalog.published_days(s3, bucket, catalog.predictions_zone(
+            self.settings.model_name))}
+        return {"landing": len(landed & wanted), "quality": len(judged & wanted),
+                "features": len(built & wanted), "scoring": len(scored & wanted)}
+
+
+def task_instances(api, dag_id: str, since: str | None = None) -> int:
+    params = {"limit": 1}
+    if since:
+        params["start_date_gte"] = since
+    return int(api.request("GET", f"/dags/{dag_id}/dagRuns/~/taskInstances", params=params)["total_entries"])
+
+
+def wait_all(progress: Progress, days: list[date], stage_names: tuple[str, ...], finished: dict[str, float],
+             t0: float, api, timeout: float, log) -> None:
+    """Poll until every stage in ``stage_names`` has every day; record when each got there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = progress.done(days)
+        now = time.monotonic() - t0
+        for stage in stage_names:
+            if stage not in finished and done[stage] == len(days):
+                finished[stage] = now
+        log(f"\r  {now:6.0f}s  " + "  ".join(f"{s} {done[s]}/{len(days)}" for s in ("landing", "quality",
+                                                                                    "features", "scoring")),
+            end="", flush=True)
+        if all(s in finished for s in stage_names):
+            log("")
+            return
+        for dag_id in ("quality", "features", "scoring"):
+            failed = [r["dag_run_id"] for r in api.runs(dag_id) if r["state"] == "failed"]
+            if failed:
+                raise RuntimeError(f"{dag_id} run(s) failed: {failed[:3]}; see the Airflow UI")
+        time.sleep(5)
+    raise TimeoutError(f"backfill not done after {timeout:.0f}s: {progress.done(days)}")
+
+
+def run_stack(profile: str, days: list[date], increment: date | None, log=print) -> dict:
+    from contrail import lake
+    from contrail.demo import DAG_IDS, MemorySampler, wait_for
+    from contrail.settings import load_settings
+    from contrail.simulate import drop_days
+    from contrail.stack import local
+    from contrail.stack.api import AirflowClient
+
+    state = tempfile.mkdtemp(prefix=f"contrail-bench-backfill-{profile}-")
+    os.environ.update({**BENCH_ENV, "CONTRAIL_STATE_DIR": state, "CONTRAIL_PROFILE": profile})
+    for key in SERVICE_URLS:
+        os.environ.pop(key, None)
+    settings = load_settings()
+    out: dict = {"profile": profile, "days": len(days)}
+    t_start = time.monotonic()
+    local.start(settings)
+    out["start_s"] = time.monotonic() - t_start
+    try:
+        api = AirflowClient.for_local(settings)
+        local.wait_for_dags(settings, DAG_IDS)
+        s3 = lake.s3_client(settings)
+        progress = Progress(s3, settings)
+        with MemorySampler(settings, interval=2.0) as mem:
+            t0 = time.monotonic()
+            drop_days(s3, settings.bucket, days)
+            out["drops_s"] = time.monotonic() - t0
+            log(f"[bench] dropped {len(days)} days in {out['drops_s']:.1f}s; the DAGs catch up")
+            for dag_id in DAG_IDS:
+                api.set_paused(dag_id, False)
+            finished: dict[str, float] = {}
+            wait_all(progress, days, ("landing", "quality", "features"), finished, t0, api, 7200, log)
+            t_train = time.monotonic()
+            run = api.trigger("training", conf=training_window(days))
+
+            def trained() -> str | None:
+                state_ = api.request("GET", f"/dags/training/dagRuns/{run['dag_run_id']}")["state"]
+                return state_ if state_ in ("success", "failed") else None
+
+            if wait_for(trained, "the training run", 1800, log=lambda *_a, **_k: None) != "success":
+                raise RuntimeError(f"training run {run['dag_run_id']} failed")
+            finished["training"] = time.monotonic() - t0
+            out["training_s"] = time.monotonic() - t_train
+            wait_all(progress, days, ("scoring",), finished, t0, api, 3600, log)
+            out["finished"] = finished
+            out["wall_s"] = finished["scoring"]
+            out["peak_mib"] = mem.peak
+            out["task_instances"] = {stage: sum(task_instances(api, d) for d in STAGE_DAGS[stage])
+                                     for stage in STAGES}
+            if increment is not None:
+                t1 = time.monotonic()
+                drop_days(s3, settings.bucket, [increment])
+                inc: dict[str, float] = {}
+                wait_all(progress, [increment], ("landing", "quality", "features", "scoring"), inc, t1, api,
+                         1800, log)
+                out["increment"] = {"day": increment.isoformat(), **inc}
+            out["peak_with_increment_mib"] = mem.peak
+    finally:
+        local.stop(settings)
+        local.reset(settings)
+        shutil.rmtree(state, ignore_errors=True)
+    return out
+
+
+def run_floor(days: list[date], log=print) -> dict:
+    """The same stage functions in this one process, on an emulator of their own."""
+    import socket
+
+    from contrail import catalog, lake
+    from contrail.features import run_local
+    from contrail.landing import RunInfo
+    from contrail.quality import QualityGate, publish_data_docs
+    from contrail.settings import DATASETS, load_settings
+    from contrail.simulate import drop_days
+    from contrail.stages import features as features_stage
+    from contrail.stages import landing as landing_stage
+    from contrail.stages import quality as quality_stage
+    from contrail.stages import scoring as scoring_stage
+    from contrail.stages import training as training_stage
+    from contrail_spark.package import build_artifact
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    tmp = Path(tempfile.mkdtemp(prefix="contrail-bench-floor-"))
+    emulator = subprocess.Popen([sys.executable, "-m", "contrail.stack.emulator", "--port", str(port),
+                                 "--state-file", str(tmp / "emulator.pickle")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    settings = load_settings({"CONTRAIL_EMULATOR_PORT": str(port), "CONTRAIL_STATE_DIR": str(tmp)})
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": settings.region, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+           "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}"}
+    out: dict[str, float] = {}
+    try:
+        s3 = lake.s3_client(settings)
+        for _ in range(100):
+            try:
+                s3.create_bucket(Bucket=settings.bucket)
+                break
+            except Exception:  # the emulator is still starting
+                time.sleep(0.2)
+        drop_days(s3, settings.bucket, days)
+        run = RunInfo(dag_id="floor", run_id="floor", landed_at="2014-01-01T00:00:00+00:00")
+        t = time.perf_counter()
+        for ds in DATASETS:
+            for day in days:
+                landing_stage.land(s3, settings.bucket, dataset=ds, dt=day, run=run)
+        out["landing"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for ds in DATASETS:
+            _, site = quality_stage.validate(s3, settings.bucket, dataset=ds, gate_factory=QualityGate,
+                                             run=quality_stage.QualityRun("floor", f"floor-{ds}"))
+            if site is not None:
+                publish_data_docs(s3, settings.bucket, site, prefix=catalog.data_docs_prefix(f"floor-{ds}"))
+                publish_data_docs(s3, settings.bucket, site, prefix=catalog.data_docs_prefix())
+        out["quality"] = time.perf_counter() - t
+        t = time.perf_counter()
+        with tempfile.TemporaryDirectory() as art:
+            planned = features_stage.plan(s3, settings.bucket, feature_set=settings.feature_set, run_id="floor",
+                                          artifact_dir=Path(art))
+            run_local(planned["plan_uri"], artifact=build_artifact(Path(art)), env=env)
+        features_stage.audit_and_publish(s3, settings.bucket, planned, feature_set=settings.feature_set,
+                                         gate_factory=QualityGate)
+        out["features"] = time.perf_counter() - t
+        t = time.perf_counter()
+        from contrail import families, training
+
+        window = training_window(days)
+        trained = training_stage.train_on_lake(
+            s3, settings.bucket, feature_set=settings.feature_set, model_type=families.HIST_GRADIENT_BOOSTING,
+            params=training.family_params(families.HIST_GRADIENT_BOOSTING, {}), cost_ratio=None,
+            window_end=days[-1], **{k: window[k] for k in ("window_days", "test_days", "valid_days")})
+        out["training"] = time.perf_counter() - t
+        t = time.perf_counter()
+        scoring_stage.score(s3, settings.bucket, feature_set=settings.feature_set, model_name=settings.model_name,
+                            model=trained.model, model_version="floor", run_id="floor",
+                            threshold=trained.threshold)
+        out["scoring"] = time.perf_counter() - t
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def report(stack: dict | None, floor: dict | None) -> None:
+    print()
+    if stack:
+        print(f"profile {stack['profile']}: {stack['days']} days backfilled; stack start-up {stack['start_s']:.0f} s, "
+              f"drops written in {stack['drops_s']:.0f} s")
+    print(f"{'stage':<10} {'stack done at':>14} {'task inst.':>10} {'floor':>9} {'ratio':>7}")
+    for stage in STAGES:
+        line = f"{stage:<10}"
+        if stack:
+            at = stack["finished"][stage]
+            line += f" {at:12.0f} s {stack['task_instances'][stage]:>10}"
+        else:
+            line += f" {'-':>14} {'-':>10}"
+        if floor:
+            line += f" {floor[stage]:7.1f} s"
+        print(line)
+    if floor:
+        total_floor = sum(floor.values())
+        print(f"bare-compute floor, all stages: {total_floor:.0f} s")
+    if stack:
+        print(f"year backfill, drops -> predictions for every day: {stack['wall_s']:.0f} s "
+              f"({stack['wall_s'] / 60:.1f} min), training {stack['training_s']:.0f} s of it")
+        if floor:
+            print(f"orchestration overhead: stack / floor = {stack['wall_s'] / sum(floor.values()):.2f}x")
+        print(f"stack memory peak (PSS) during the backfill: {stack['peak_mib']:.0f} MiB")
+        if "increment" in stack:
+            inc = stack["increment"]
+            print(f"daily increment on the warm stack ({inc['day']}): landed {inc['landing']:.0f} s, "
+                  f"validated {inc['quality']:.0f} s, built {inc['features']:.0f} s, "
+                  f"predictions visible {inc['scoring']:.0f} s after the drop")
+            print(f"stack memory peak (PSS) incl. the increment: {stack['peak_with_increment_mib']:.0f} MiB")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from", dest="first", type=date.fromisoformat, default=date(2013, 1, 1))
+    parser.add_argument("--to", dest="last", type=date.fromisoformat, default=date(2013, 12, 31))
+    parser.add_argument("--profile", choices=["embedded", "scaleout"], default="embedded")
+    parser.add_argument("--no-floor", action="store_true")
+    parser.add_argument("--no-stack", action="store_true")
+    args = parser.parse_args()
+    if args.first != date(2013, 1, 1) and not args.no_stack:
+        parser.error("the landing DAGs catch up from 2013-01-01: keep --from there (move --to)")
+    days = days_between(args.first, args.last)
+    # the last day is held back: dropped on the warm stack once the rest is scored
+    backfill, increment = days[:-1], days[-1]
+    floor = None if args.no_floor else run_floor(backfill)
+    if floor:
+        print("floor:", {k: round(v, 1) for k, v in floor.items()}, flush=True)
+    stack = None if args.no_stack else run_stack(args.profile, backfill, increment)
+    report(stack, floor)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
