@@ -10,10 +10,12 @@ every process and child) is sampled throughout.
 The floor runs the same stage functions (``contrail.stages.*``) in one process over the same
 data on an emulator of its own, with no orchestrator: land every day, validate each dataset in
 one gate, plan + spark-submit + audit-and-publish, fit once (``train_on_lake``, no MLflow), score
-every day. Per stage it prints wall time, task instances and the ratio stack / floor.
+every day. Per stage it prints wall time, task instances and the ratio stack / floor, and how
+many days' data differ between the stack's lake and the floor's (0: same data, once).
+``--drills`` kills the scheduler, a running task and the Spark job with ``kill -9`` mid-backfill.
 
     .venv/bin/python bench/bench_backfill.py [--from 2013-01-01] [--to 2013-12-31]
-        [--profile embedded|scaleout] [--no-floor] [--no-stack]
+        [--profile embedded|scaleout] [--no-floor] [--no-stack] [--drills]
 
 The landing DAGs catch up from their start date (2013-01-01), so a shorter run keeps
 ``--from 2013-01-01`` and moves ``--to``. Compare ratios within one run: the machine is shared and its load moves every figure.
@@ -78,6 +80,52 @@ class Progress:
                 "features": len(built & wanted), "scoring": len(scored & wanted)}
 
 
+def lake_digest(s3, settings, days: list[date]) -> dict[str, dict[str, str]]:
+    """Per stage and day, a digest of what the lake holds: the landed content and version, the
+    validated version, the published features' rows and the predicted probabilities. Builds
+    and run ids are left out (they name the run), so an undisturbed run, a run with failure
+    drills and the floor compare equal exactly when they produced the same data, once."""
+    import hashlib
+
+    import pandas as pd
+
+    from contrail import catalog, lake
+    from contrail.settings import DATASETS
+
+    bucket = settings.bucket
+
+    def frame_hash(frame: pd.DataFrame, drop: tuple[str, ...] = ()) -> str:
+        frame = frame.drop(columns=[c for c in drop if c in frame.columns])
+        frame = frame.sort_values(list(frame.columns)).reset_index(drop=True)
+        return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()[:16]
+
+    landing_keys = {ds: [o.key for o in lake.list_objects(s3, bucket, catalog.landing_zone(ds))
+                         if o.key.endswith(catalog.MANIFEST)] for ds in DATASETS}
+    features = catalog.published(s3, bucket, catalog.features_zone(settings.feature_set))
+    predictions = catalog.published(s3, bucket, catalog.predictions_zone(settings.model_name))
+    out: dict[str, dict[str, str]] = {"landing": {}, "quality": {}, "features": {}, "scoring": {}}
+    for day in days:
+        dt = day.isoformat()
+        landed = []
+        for ds in DATASETS:
+            for key in sorted(k for k in landing_keys[ds] if f"dt={dt}/" in k):
+                manifest = lake.read_json(s3, bucket, key)
+                landed.append((ds, manifest["version"], manifest.get("content_fingerprint"), manifest["rows"]))
+        out["landing"][dt] = str(landed)
+        out["quality"][dt] = str([lake.read_json(s3, bucket, catalog.validated_pointer_key(ds, day))["version"]
+                                  for ds in DATASETS])
+        out["features"][dt] = frame_hash(catalog.read_published(s3, bucket, features[day])) if day in features else "-"
+        out["scoring"][dt] = (frame_hash(catalog.read_published(s3, bucket, predictions[day])[["flight_id", "probability"]])
+                              if day in predictions else "-")
+    return out
+
+
+def compare_digests(a: dict[str, dict[str, str]], b: dict[str, dict[str, str]]) -> dict[str, int]:
+    """Per stage, how many days differ between two lake digests."""
+    return {stage: sum(a[stage].get(dt) != b[stage].get(dt) for dt in set(a[stage]) | set(b[stage]))
+            for stage in a}
+
+
 def task_instances(api, dag_id: str, since: str | None = None) -> int:
     params = {"limit": 1}
     if since:
@@ -86,11 +134,13 @@ def task_instances(api, dag_id: str, since: str | None = None) -> int:
 
 
 def wait_all(progress: Progress, days: list[date], stage_names: tuple[str, ...], finished: dict[str, float],
-             t0: float, api, timeout: float, log) -> None:
+             t0: float, api, timeout: float, log, on_progress=None) -> None:
     """Poll until every stage in ``stage_names`` has every day; record when each got there."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         done = progress.done(days)
+        if on_progress is not None:
+            on_progress(done)
         now = time.monotonic() - t0
         for stage in stage_names:
             if stage not in finished and done[stage] == len(days):
@@ -109,7 +159,43 @@ def wait_all(progress: Progress, days: list[date], stage_names: tuple[str, ...],
     raise TimeoutError(f"backfill not done after {timeout:.0f}s: {progress.done(days)}")
 
 
-def run_stack(profile: str, days: list[date], increment: date | None, log=print) -> dict:
+class Drills:
+    """``kill -9`` during the backfill: the scheduler once a quarter of the days are landed, a
+    running quality or feature task's process at half, the feature job's Spark driver when one
+    runs after that. Each fires once; what was killed is recorded."""
+
+    def __init__(self, settings, api, days: int, log) -> None:
+        self.settings, self.api, self.days, self.log = settings, api, days, log
+        self.killed: list[str] = []
+
+    def __call__(self, done: dict[str, int]) -> None:
+        import os
+        import signal
+
+        from contrail.stack import drills
+
+        if "scheduler" not in self.killed and done["landing"] >= self.days // 4:
+            drills.kill_component(self.settings, "scheduler")
+            self._record("scheduler")
+        elif "task" not in self.killed and done["landing"] >= self.days // 2:
+            tis = self.api.request("GET", "/dags/~/dagRuns/~/taskInstances",
+                                   params={"state": "running", "limit": 100})["task_instances"]
+            victim = next((t for t in tis if t["dag_id"] in ("quality", "features") and t.get("pid")), None)
+            if victim:
+                os.kill(int(victim["pid"]), signal.SIGKILL)
+                self._record("task", f"{victim['dag_id']}.{victim['task_id']}")
+        elif "task" in self.killed and "spark job" not in self.killed:
+            job = drills.spark_job(self.settings)
+            if job is not None:
+                drills.kill_process(job)
+                self._record("spark job")
+
+    def _record(self, what: str, detail: str = "") -> None:
+        self.killed.append(what)
+        self.log(f"\n[bench] kill -9: {what} {detail}".rstrip())
+
+
+def run_stack(profile: str, days: list[date], increment: date | None, log=print, drills: bool = False) -> dict:
     from contrail import lake
     from contrail.demo import DAG_IDS, MemorySampler, wait_for
     from contrail.settings import load_settings
@@ -139,7 +225,8 @@ def run_stack(profile: str, days: list[date], increment: date | None, log=print)
             for dag_id in DAG_IDS:
                 api.set_paused(dag_id, False)
             finished: dict[str, float] = {}
-            wait_all(progress, days, ("landing", "quality", "features"), finished, t0, api, 7200, log)
+            drill = Drills(settings, api, len(days), log) if drills else None
+            wait_all(progress, days, ("landing", "quality", "features"), finished, t0, api, 7200, log, drill)
             t_train = time.monotonic()
             run = api.trigger("training", conf=training_window(days))
 
@@ -153,6 +240,15 @@ def run_stack(profile: str, days: list[date], increment: date | None, log=print)
             out["training_s"] = time.monotonic() - t_train
             wait_all(progress, days, ("scoring",), finished, t0, api, 3600, log)
             out["finished"] = finished
+            out["killed"] = drill.killed if drill else []
+            if drill:
+                from contrail.stack import local as stack_local
+
+                out["restarts"] = {n: c["restarts"] for n, c in stack_local.supervision(settings).items()
+                                   if c.get("restarts")}
+            t_digest = time.monotonic()
+            out["digest"] = lake_digest(s3, settings, days)
+            log(f"[bench] lake digest read in {time.monotonic() - t_digest:.0f}s")
             out["wall_s"] = finished["scoring"]
             out["peak_mib"] = mem.peak
             out["task_instances"] = {stage: sum(task_instances(api, d) for d in STAGE_DAGS[stage])
@@ -246,6 +342,7 @@ def run_floor(days: list[date], log=print) -> dict:
                             model=trained.model, model_version="floor", run_id="floor",
                             threshold=trained.threshold)
         out["scoring"] = time.perf_counter() - t
+        out["digest"] = lake_digest(s3, settings, days)
     finally:
         emulator.terminate()
         emulator.wait(timeout=30)
@@ -254,6 +351,8 @@ def run_floor(days: list[date], log=print) -> dict:
 
 
 def report(stack: dict | None, floor: dict | None) -> None:
+    floor = dict(floor) if floor else None
+    floor_digest = floor.pop("digest", None) if floor else None
     print()
     if stack:
         print(f"profile {stack['profile']}: {stack['days']} days backfilled; stack start-up {stack['start_s']:.0f} s, "
@@ -278,6 +377,13 @@ def report(stack: dict | None, floor: dict | None) -> None:
         if floor:
             print(f"orchestration overhead: stack / floor = {stack['wall_s'] / sum(floor.values()):.2f}x")
         print(f"stack memory peak (PSS) during the backfill: {stack['peak_mib']:.0f} MiB")
+        if stack.get("killed"):
+            print(f"kill -9 during the backfill: {', '.join(stack['killed'])}; supervisor restarts: "
+                  f"{stack.get('restarts', {})}")
+        if floor_digest is not None:
+            differ = compare_digests(stack["digest"], floor_digest)
+            print("days whose lake differs from the floor's (landed content+version, validated version, "
+                  f"features data, predicted probabilities): {differ}")
         if "increment" in stack:
             inc = stack["increment"]
             print(f"daily increment on the warm stack ({inc['day']}): landed {inc['landing']:.0f} s, "
@@ -293,6 +399,8 @@ def main() -> int:
     parser.add_argument("--profile", choices=["embedded", "scaleout"], default="embedded")
     parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--no-stack", action="store_true")
+    parser.add_argument("--drills", action="store_true",
+                        help="kill -9 the scheduler, a running task and the Spark job during the backfill")
     args = parser.parse_args()
     if args.first != date(2013, 1, 1) and not args.no_stack:
         parser.error("the landing DAGs catch up from 2013-01-01: keep --from there (move --to)")
@@ -301,8 +409,8 @@ def main() -> int:
     backfill, increment = days[:-1], days[-1]
     floor = None if args.no_floor else run_floor(backfill)
     if floor:
-        print("floor:", {k: round(v, 1) for k, v in floor.items()}, flush=True)
-    stack = None if args.no_stack else run_stack(args.profile, backfill, increment)
+        print("floor:", {k: round(v, 1) for k, v in floor.items() if k != "digest"}, flush=True)
+    stack = None if args.no_stack else run_stack(args.profile, backfill, increment, drills=args.drills)
     report(stack, floor)
     return 0
 

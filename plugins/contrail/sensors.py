@@ -62,6 +62,11 @@ class DropLandingSensor(DropSensor):
     returns it. A bad drop fails the task without retries, naming the key and the rule.
     """
 
+    def __init__(self, **kwargs: Any) -> None:
+        # what was landed travels in the asset event; an XCom would be one more API round trip
+        kwargs.setdefault("do_xcom_push", False)
+        super().__init__(**kwargs)
+
     def execute(self, context: Any) -> Any:
         if not self.poke(context=context):
             super().execute(context)  # defers (resumes in execute_complete), or pokes until found
@@ -74,4 +79,5 @@ class DropLandingSensor(DropSensor):
     def _land(self, context: Any) -> dict:
         from contrail.stages.landing import land_task
 
-        return land_task(self.dataset, context)
+        # the client the poke used: one connection lookup and one boto3 client per task
+        return land_task(self.dataset, context, s3=self.hook.conn)

@@ -71,7 +71,7 @@ def _landing_sensor(monkeypatch):
 
     landed = []
     monkeypatch.setattr("contrail.stages.landing.land_task",
-                        lambda dataset, context: landed.append((dataset, context["ds"])) or {"dt": context["ds"]})
+                        lambda dataset, context, s3=None: landed.append((dataset, context["ds"])) or {"dt": context["ds"]})
     sensor = sensors.DropLandingSensor(task_id="land", dataset="flights", bucket_name="lake",
                                        drop_prefix="incoming/flights/2013-01-04/", timeout=60)
     return sensor, landed
@@ -83,6 +83,7 @@ def test_a_drop_already_there_is_landed_in_the_same_task_instance(moto_s3, monke
     sensor, landed = _landing_sensor(monkeypatch)
     assert sensor.execute({"ds": "2013-01-04"}) == {"dt": "2013-01-04"}
     assert landed == [("flights", "2013-01-04")]
+    assert not sensor.do_xcom_push  # what was landed travels in the asset event
 
 
 def test_a_missing_drop_defers_and_is_landed_when_the_trigger_fires(moto_s3, monkeypatch) -> None:

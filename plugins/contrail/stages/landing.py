@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from typing import Any
 
 from contrail import connections
 from contrail.landing import LandingResult, RunInfo, land_partition
@@ -19,8 +20,9 @@ def land(s3, bucket: str, *, dataset: str, dt: date, run: RunInfo) -> LandingRes
     return result
 
 
-def land_task(dataset: str, context: dict) -> dict:
-    """The ``land`` task: sets the ``landing_<dataset>`` event extra."""
+def land_task(dataset: str, context: dict, s3: Any = None) -> dict:
+    """The ``land`` task: sets the ``landing_<dataset>`` event extra. ``s3``: a client the task
+    already holds (else one from the ``aws_default`` connection)."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from contrail import assets
@@ -29,7 +31,7 @@ def land_task(dataset: str, context: dict) -> dict:
     dag_id, run_id = connections.run_ids(context)
     run = RunInfo(dag_id=dag_id, run_id=run_id, landed_at=connections.start_time(context))
     try:
-        result = land(connections.s3(), connections.settings().bucket, dataset=dataset,
+        result = land(s3 or connections.s3(), connections.settings().bucket, dataset=dataset,
                       dt=context["data_interval_start"].date(), run=run)
     except BadDropError as exc:
         raise AirflowFailException(str(exc)) from exc
