@@ -99,10 +99,12 @@ def create_app():
     def base(request: Request) -> str:
         return request.scope.get("root_path", "").rstrip("/")
 
+    pointers = lakeview.PointerCache()  # one per API server process: warm after the first load
+
     def view() -> tuple[dict, float]:
         started = time.perf_counter()
         cfg = connections.settings()
-        data = lakeview.read_view(lakeview.listing_client(lake.client_kwargs(cfg)), cfg.bucket, zones())
+        data = lakeview.read_view(lakeview.listing_client(lake.client_kwargs(cfg)), cfg.bucket, zones(), pointers)
         return data, time.perf_counter() - started
 
     def detail(dt: str) -> dict:
