@@ -183,6 +183,59 @@ def test_a_year_is_read_within_two_seconds_and_a_day_shows_why(moto_s3):
     assert detail["predictions"]["model_version"] == "1"
 
 
+def test_a_day_with_warnings_is_its_own_colour_and_its_page_names_the_rules(moto_s3):
+    """Through moto: the pointer's count colours the day (read once per ETag: a replaced pointer
+    is read again, an unchanged one never), and the day's page lists each warning rule with
+    how many values broke it."""
+    from contrail.ui import pages
+
+    s3 = moto_s3
+    s3.create_bucket(Bucket=BUCKET)
+    dt = "2013-03-03"
+    warnings = [{"severity": "warning", "expectation": "expect_column_values_to_be_between",
+                 "columns": ["dep_delay"], "unexpected_count": 3, "element_count": 912, "why": "delays over 10 h"},
+                {"severity": "warning", "expectation": "expect_column_proportion_of_unique_values_to_be_between",
+                 "columns": ["tailnum"], "unexpected_count": None, "why": ""}]
+    for ds in ZONES.datasets:
+        _put(s3, catalog.landing_manifest_key(ds, dt, 1))
+        lake.put_json(s3, BUCKET, catalog.quality_result_key(ds, dt, 1), {
+            "passed": True, "row_count": 912, "run_id": "r1", "failures": [],
+            "warnings": warnings if ds == "flights" else []})
+        lake.put_json(s3, BUCKET, catalog.validated_pointer_key(ds, dt), {
+            "dataset": ds, "dt": dt, "version": 1, "warnings": len(warnings) if ds == "flights" else 0})
+    calls: list[str] = []
+    s3.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+    cache = lakeview.PointerCache()
+    view = lakeview.read_view(s3, BUCKET, ZONES, cache)
+    assert {ds: view["rows"][ds][dt]["status"] for ds in ZONES.datasets} == {"flights": "warned", "weather": "validated"}
+    assert view["rows"]["flights"][dt]["warnings"] == 2 and calls.count("GetObject") == 2
+    calls.clear()
+    lakeview.read_view(s3, BUCKET, ZONES, cache)
+    assert "GetObject" not in calls
+    # the weather day is judged again with a warning: its pointer changes, and only it is read
+    lake.put_json(s3, BUCKET, catalog.validated_pointer_key("weather", dt),
+                  {"dataset": "weather", "dt": dt, "version": 1, "warnings": 1})
+    calls.clear()
+    view = lakeview.read_view(s3, BUCKET, ZONES, cache)
+    assert calls.count("GetObject") == 1 and view["rows"]["weather"][dt]["status"] == "warned"
+
+    html = pages.lake_page("/contrail", view, bucket=BUCKET, elapsed_s=0.1)
+    assert f"data-dt='{dt}' data-status='warned' style='background:{pages.COLOURS['warned']}'" in html
+    assert "validated with warnings</span>" in html  # the legend
+    assert f"flights {dt}: validated with warnings (2 warning(s); versions v1)" in html
+    assert pages.COLOURS["warned"] not in (pages.COLOURS["validated"], pages.COLOURS["quarantined"])
+
+    detail = lakeview.day_detail(s3, BUCKET, ZONES, dt)
+    flights = detail["datasets"][0]["versions"][0]
+    assert flights["passed"] is True and flights["failures"] == []
+    assert flights["warnings"] == [
+        "[warning] expect_column_values_to_be_between(dep_delay): 3 of 912 unexpected — delays over 10 h",
+        "[warning] expect_column_proportion_of_unique_values_to_be_between(tailnum)"]
+    day = pages.day_page("/contrail", detail, feature_set=ZONES.feature_set, model_name=ZONES.model_name)
+    assert "passed with 2 warning(s)" in day
+    assert "<div class='warn'>[warning] expect_column_values_to_be_between(dep_delay): 3 of 912 unexpected" in day
+
+
 def test_extra_links_lead_to_the_partition_page_the_gate_results_and_mlflow():
     from contrail.ui.app import link_kind, link_targets
 
