@@ -74,12 +74,14 @@ def test_databases_are_created_once_and_dropped(tmp_path):
 
 def test_reset_flushes_the_profiles_redis_db_and_no_other(tmp_path):
     """A reset leaves no Celery message for the next stack, in the profile's Redis database
-    only (db 9 here; a key in db 10 stands for another stack's queue and survives)."""
+    only. db 15 here: the end-to-end stacks take 14 down to 9 (one per port offset), and a test
+    must never flush a running stack's queue; a key in db 14 stands for another stack's and
+    survives."""
     import redis
 
-    settings = load_settings({**SCALEOUT, "CONTRAIL_STATE_DIR": str(tmp_path)})
-    assert settings.scaleout.celery_broker_url.endswith("/9")
-    ours, other = redis.Redis(host="127.0.0.1", port=6379, db=9), redis.Redis(host="127.0.0.1", port=6379, db=10)
+    settings = load_settings({**SCALEOUT, "CONTRAIL_STATE_DIR": str(tmp_path), "CONTRAIL_REDIS_DB": "15"})
+    assert settings.scaleout.celery_broker_url == "redis://127.0.0.1:6379/15"
+    ours, other = redis.Redis(host="127.0.0.1", port=6379, db=15), redis.Redis(host="127.0.0.1", port=6379, db=14)
     try:
         ours.ping()
     except redis.ConnectionError as exc:
