@@ -463,11 +463,17 @@ def emr_step_log_uri(bucket: str, cluster_id: str, step_id: str) -> str:
 _DAY_ENTRY = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/(?:(v=\d{4,}|b=[A-Za-z0-9._-]{1,64}|[0-9a-f]{12})/)?([^/]+)$")
 
 
+def day_partitions_prefix(zone: str) -> str:
+    """The prefix of a zone's day partitions (``<zone>dt=``) and nothing else: a LIST of it
+    leaves out what else lives under the zone (the stream's ``predictions/<model>/stream/``)."""
+    return f"{zone}dt="
+
+
 @dataclass
 class DayEntries:
     """What one LIST says about one day of one zone (no GET): the landed versions with a
-    manifest, the version / content-addressed directories, the builds, ``_SUCCESS`` and the
-    quality results' versions (``v=NNNN.json``)."""
+    manifest, the version / content-addressed directories, the builds, ``_SUCCESS``, the
+    quality results' versions (``v=NNNN.json``) and the validated ``_pointer.json``."""
 
     manifests: set[int]
     versions: set[int]
@@ -475,6 +481,7 @@ class DayEntries:
     rejects: set[str]
     results: set[int]
     success: bool = False
+    pointer: bool = False
 
 
 def day_entries(zone: str, keys: Iterable[str]) -> dict[str, DayEntries]:
@@ -482,7 +489,7 @@ def day_entries(zone: str, keys: Iterable[str]) -> dict[str, DayEntries]:
 
     Understands every day-partitioned layout of the module docstring: ``v=NNNN/`` versions,
     ``b=<build>/`` builds, landing's ``<sha12>/`` rejects, ``v=NNNN.json`` results and
-    ``_manifest.json`` / ``_SUCCESS`` / ``reason.json`` markers."""
+    ``_manifest.json`` / ``_SUCCESS`` / ``reason.json`` / ``_pointer.json`` markers."""
     days: dict[str, DayEntries] = {}
     for key in keys:
         if not key.startswith(zone):
@@ -495,6 +502,8 @@ def day_entries(zone: str, keys: Iterable[str]) -> dict[str, DayEntries]:
         if directory is None:
             if name == SUCCESS:
                 day.success = True
+            elif name == POINTER:
+                day.pointer = True
             elif (m := re.fullmatch(r"v=(\d{4,})\.json", name)) is not None:
                 day.results.add(int(m.group(1)))
         elif directory.startswith("v="):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -48,3 +49,25 @@ def test_save_that_keeps_racing_stays_dirty_and_keeps_the_last_snapshot(tmp_path
 
     assert state._dirty.is_set()  # the saver thread's next round saves it
     assert pickle.loads((tmp_path / "state.pkl").read_bytes()) == {"previous": True}
+
+
+def test_fast_timestamps_serialise_as_botocore_did():
+    from botocore.utils import parse_to_aware_datetime
+    from moto.core import serialize
+
+    from contrail.stack.emulator import fast_timestamps
+
+    values = ["2013-01-01T00:00:00Z", "2026-12-02T00:56:35.519000Z", "2026-12-02T00:56:35+00:00",
+              "2026-12-02T00:56:35", "1700000000", datetime(2013, 1, 1, 5, tzinfo=timezone.utc)]
+    expected = [parse_to_aware_datetime(v) for v in values]
+    original = serialize.parse_to_aware_datetime
+    try:
+        fast_timestamps()
+        fast_timestamps()  # idempotent: the fast path wraps botocore's once
+        assert serialize.parse_to_aware_datetime.fast_iso
+        got = [serialize.parse_to_aware_datetime(v) for v in values]
+        assert got == expected and all(g.utcoffset() == timedelta(0) for g in got)
+        stamp = serialize.TimestampSerializer("iso8601")
+        assert stamp._convert_timestamp_to_str("2026-12-02T00:56:35.519000Z", "iso8601") == "2026-12-02T00:56:35.519000Z"
+    finally:
+        serialize.parse_to_aware_datetime = original

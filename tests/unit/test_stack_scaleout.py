@@ -70,3 +70,37 @@ def test_databases_are_created_once_and_dropped(tmp_path):
         scaleout.drop_databases(settings)
     assert sorted(scaleout.ensure_databases(settings)) == sorted(first)
     scaleout.drop_databases(settings)
+
+
+def test_reset_flushes_the_profiles_redis_db_and_no_other(tmp_path):
+    """A reset leaves no Celery message for the next stack, in the profile's Redis database
+    only. db 15 here: the end-to-end stacks take 14 down to 9 (one per port offset), and a test
+    must never flush a running stack's queue; a key in db 14 stands for another stack's and
+    survives."""
+    import redis
+
+    settings = load_settings({**SCALEOUT, "CONTRAIL_STATE_DIR": str(tmp_path), "CONTRAIL_REDIS_DB": "15"})
+    assert settings.scaleout.celery_broker_url == "redis://127.0.0.1:6379/15"
+    ours, other = redis.Redis(host="127.0.0.1", port=6379, db=15), redis.Redis(host="127.0.0.1", port=6379, db=14)
+    try:
+        ours.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"the scale-out profile needs Redis on 127.0.0.1:6379: {exc}")
+    marker = f"contrail-unit-{tmp_path.name}"
+    try:
+        ours.lpush("default", b'{"stale": "task message"}')
+        ours.set("unacked_index", b"1")
+        other.set(marker, b"another stack's")
+        local.reset(settings)
+        assert ours.dbsize() == 0
+        assert other.get(marker) == b"another stack's"
+        assert not tmp_path.exists()
+    finally:
+        other.delete(marker)
+        ours.close()
+        other.close()
+
+
+def test_a_broker_that_is_not_redis_is_left_alone():
+    settings = load_settings({**SCALEOUT, "AIRFLOW__CELERY__BROKER_URL": "sqs://"})
+    assert scaleout.flush_broker(settings) is False

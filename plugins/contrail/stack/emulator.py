@@ -123,6 +123,34 @@ def durable_app(app: Callable[..., Any], state: DurableState) -> Callable[..., A
     return wrapped
 
 
+def fast_timestamps() -> None:
+    """Serialise listed keys' ``LastModified`` without dateutil.
+
+    moto parses each key's own ISO 8601 string back into a datetime before writing it out,
+    through botocore's dateutil-based parser: about 40% of a LIST's time in the emulator (a
+    year's Lake view lists 5,000 keys). ISO strings go through ``datetime.fromisoformat``;
+    anything else still takes botocore's way."""
+    from datetime import datetime, timezone
+
+    from moto.core import serialize
+
+    slow = serialize.parse_to_aware_datetime
+    if getattr(slow, "fast_iso", False):
+        return
+
+    def parse(value: Any) -> datetime:
+        if isinstance(value, str) and value[4:5] == "-":  # not an epoch given as a string
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                return slow(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return slow(value)
+
+    parse.fast_iso = True  # type: ignore[attr-defined]
+    serialize.parse_to_aware_datetime = parse
+
+
 def serve(host: str, port: int, state_file: Path) -> None:
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -132,6 +160,7 @@ def serve(host: str, port: int, state_file: Path) -> None:
     from werkzeug.serving import make_server
 
     _register_lock_pickling()
+    fast_timestamps()
     state_file.parent.mkdir(parents=True, exist_ok=True)
     state = DurableState(state_file)
     restored = state.load()

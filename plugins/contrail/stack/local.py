@@ -462,4 +462,5 @@ def reset(settings: Settings) -> None:
         raise StackError("stop the stack first (make down)")
     if settings.scaleout is not None:
         scaleout.drop_databases(settings)
+        scaleout.flush_broker(settings)  # a stale Celery message would run in the next stack
     shutil.rmtree(settings.state_dir, ignore_errors=True)

@@ -1,5 +1,5 @@
-"""The scale-out profile's part of the local stack: PostgreSQL databases, the Celery settings
-of every Airflow component, and the two Celery workers.
+"""The scale-out profile's part of the local stack: PostgreSQL databases, the Redis database
+of its Celery broker, the Celery settings of every Airflow component, and the two Celery workers.
 
 Two workers on one machine stand for two hosts: the first serves ``default`` and the
 ``spark`` queue (the edge node the feature job is routed to), the second only ``default``.
@@ -91,6 +91,23 @@ def drop_databases(settings: Settings) -> None:
         name, admin = _split(url)
         with _admin_connection(admin) as conn, conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def flush_broker(settings: Settings) -> bool:
+    """Empty the profile's Redis database (its Celery queues and unacked messages), and only
+    that one: other stacks on the same Redis keep theirs. Returns False when the broker is not
+    Redis (nothing of ours to flush)."""
+    import redis
+
+    url = _require(settings).celery_broker_url
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return False
+    client = redis.Redis.from_url(url, socket_connect_timeout=10)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return True
 
 
 def _split(url: str) -> tuple[str, str]:

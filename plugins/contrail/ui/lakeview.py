@@ -1,16 +1,18 @@
 """The Lake view's data: which days are landed, validated, quarantined, built and scored.
 
-Consumes only the lake, through :mod:`contrail.catalog`: one LIST per zone for the calendar
-(:func:`read_listings` → the pure :func:`build_view`), and a few GETs for one day's detail
-(:func:`day_detail`). It never asks Airflow, so it says what the lake holds whatever the run
-history says.
+Consumes only the lake, through :mod:`contrail.catalog`: one LIST per zone's day partitions for
+the calendar (:func:`read_listings` → the pure :func:`build_view`), the validated pointers'
+warning counts (:class:`PointerCache`: each pointer read once per content, so a warm calendar
+makes no GET), and a few GETs for one day's detail (:func:`day_detail`). It never asks Airflow,
+so it says what the lake holds whatever the run history says.
 
 A raw dataset's day is, from its current (highest) landed version:
 
 * ``quarantined`` — the quality gate copied that version to ``quarantine/…/v=NNNN/``, or
   landing rejected the drop and no version landed;
-* ``validated`` — the version has a quality result and no quarantine copy (``healed`` when an
-  earlier version of the day was quarantined);
+* ``validated`` — the version has a quality result and no quarantine copy; ``warned`` when it
+  passed with warnings (non-critical rules broken: the count is on its validated pointer);
+  ``healed`` when an earlier version of the day was quarantined (its warnings, if any, on hover);
 * ``landed`` — landed, not judged yet.
 
 A feature set's day is ``built`` once its partition carries ``_SUCCESS``, a model's day
@@ -19,18 +21,20 @@ A feature set's day is ``built`` once its partition carries ``_SUCCESS``, a mode
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable, Mapping, Sequence
 
 from contrail import catalog, lake
 
-STATUSES: tuple[str, ...] = ("landed", "validated", "healed", "quarantined", "built", "scored")
+STATUSES: tuple[str, ...] = ("landed", "validated", "warned", "healed", "quarantined", "built", "scored")
 
 
 @dataclass(frozen=True)
 class Zones:
-    """The zone prefixes the view lists (one LIST each)."""
+    """The zone prefixes the view lists (one LIST each, of the zone's day partitions)."""
 
     datasets: tuple[str, ...]
     feature_set: str
@@ -39,33 +43,39 @@ class Zones:
     def prefixes(self) -> list[str]:
         out = []
         for ds in self.datasets:
-            out += [catalog.landing_zone(ds), catalog.quarantine_zone(ds), catalog.quality_results_zone(ds)]
+            out += [catalog.landing_zone(ds), catalog.quarantine_zone(ds), catalog.quality_results_zone(ds),
+                    catalog.validated_zone(ds)]
         return out + [catalog.features_zone(self.feature_set), catalog.predictions_zone(self.model_name)]
 
 
 def raw_day(landing: catalog.DayEntries | None, quarantine: catalog.DayEntries | None,
-            results: catalog.DayEntries | None) -> dict[str, Any]:
-    """One raw dataset's day from its three zones' entries (pure)."""
+            results: catalog.DayEntries | None, pointer: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One raw dataset's day from its zones' entries and its validated pointer's fields (pure).
+
+    ``warnings`` is the pointer's count when the pointer names the current version, else None."""
     landed = sorted(landing.manifests) if landing else []
     quarantined = sorted(quarantine.versions) if quarantine else []
     judged = sorted(results.results) if results else []
     rejects = len(quarantine.rejects) if quarantine else 0
     current = landed[-1] if landed else None
+    warnings = pointer.get("warnings") if pointer and current is not None and pointer.get("version") == current else None
     if current is None:
         status = "quarantined" if rejects else None
     elif current in quarantined:
         status = "quarantined"
     elif current in judged:
-        status = "healed" if quarantined else "validated"
+        status = "healed" if quarantined else "warned" if warnings else "validated"
     else:
         status = "landed"
     return {"status": status, "versions": landed, "current": current, "quarantined": quarantined,
-            "judged": judged, "rejected_drops": rejects}
+            "judged": judged, "rejected_drops": rejects, "warnings": warnings}
 
 
-def build_view(listings: Mapping[str, Iterable[str]], zones: Zones) -> dict[str, Any]:
-    """The whole calendar from one listing per zone prefix (pure): per row (a dataset, the
-    feature set, the model) ``{dt: cell}``, and the sorted union of days."""
+def build_view(listings: Mapping[str, Iterable[str]], zones: Zones,
+               pointers: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> dict[str, Any]:
+    """The whole calendar from one listing per zone prefix and the validated pointers' fields
+    (``{dataset: {dt: {"version", "warnings"}}}``) (pure): per row (a dataset, the feature set,
+    the model) ``{dt: cell}``, and the sorted union of days."""
     def entries(prefix: str) -> dict[str, catalog.DayEntries]:
         return catalog.day_entries(prefix, listings.get(prefix, ()))
 
@@ -74,9 +84,10 @@ def build_view(listings: Mapping[str, Iterable[str]], zones: Zones) -> dict[str,
         landing = entries(catalog.landing_zone(ds))
         quarantine = entries(catalog.quarantine_zone(ds))
         results = entries(catalog.quality_results_zone(ds))
+        pointed = (pointers or {}).get(ds, {})
         row = {}
         for dt in sorted(set(landing) | set(quarantine) | set(results)):
-            cell = raw_day(landing.get(dt), quarantine.get(dt), results.get(dt))
+            cell = raw_day(landing.get(dt), quarantine.get(dt), results.get(dt), pointed.get(dt))
             if cell["status"] is not None:
                 row[dt] = cell
         rows[ds] = row
@@ -124,18 +135,83 @@ def listing_client(client_kwargs: Mapping[str, Any]) -> Any:
     return session.client("s3", **client_kwargs)
 
 
-def read_listings(s3, bucket: str, zones: Zones) -> dict[str, list[str]]:
-    """One LIST per zone prefix, the zones in parallel (they wait on the network)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def read_listings(s3, bucket: str, zones: Zones) -> dict[str, list[lake.ObjectInfo]]:
+    """zone -> its day partitions' objects: one LIST per zone, the zones in parallel (they wait
+    on the network). Only ``<zone>dt=`` is listed, so the stream's micro-batch predictions under
+    ``predictions/<model>/stream/`` (one object per Firehose delivery) are not paid for."""
     prefixes = zones.prefixes()
     with ThreadPoolExecutor(len(prefixes)) as pool:
-        keys = pool.map(lambda p: [o.key for o in lake.list_objects(s3, bucket, p)], prefixes)
-        return dict(zip(prefixes, keys))
+        listed = pool.map(lambda z: list(lake.list_objects(s3, bucket, catalog.day_partitions_prefix(z))), prefixes)
+        return dict(zip(prefixes, listed))
 
 
-def read_view(s3, bucket: str, zones: Zones) -> dict[str, Any]:
-    return build_view(read_listings(s3, bucket, zones), zones)
+def _read_pointer(s3, bucket: str, key: str) -> tuple[str, dict[str, Any]] | None:
+    """(ETag, the fields the calendar needs) of one validated pointer; None if it is gone."""
+    import json
+
+    try:
+        obj = s3.get_object(Bucket=bucket, Key=key)
+    except s3.exceptions.NoSuchKey:
+        return None
+    doc = json.loads(obj["Body"].read())
+    return obj["ETag"].strip('"'), {"version": doc.get("version"), "warnings": int(doc.get("warnings") or 0)}
+
+
+class PointerCache:
+    """The validated pointers' ``version`` and ``warnings``, each pointer read once per content.
+
+    Keyed by the pointer's key and checked against the ETag its zone's LIST just returned: a
+    load GETs only pointers written since the one before (none once warm, one per newly
+    validated day as the pipeline runs). The ETag kept is the GET's own, so a pointer replaced
+    between the LIST and the GET is read again next time. Shared by the API server's threads."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self.reads = 0  # GETs made, over the cache's life
+
+    def fields(self, s3, bucket: str, listed: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+        """key -> fields for every listed pointer (``listed``: key -> ETag)."""
+        with self._lock:
+            stale = [k for k, etag in listed.items() if self._seen.get(k, ("",))[0] != etag]
+        fresh: list[tuple[str, tuple[str, dict[str, Any]] | None]] = []
+        if stale:
+            with ThreadPoolExecutor(min(catalog.IO_THREADS, len(stale))) as pool:
+                fresh = list(pool.map(lambda k: (k, _read_pointer(s3, bucket, k)), stale))
+        with self._lock:
+            self.reads += len(stale)
+            for key, got in fresh:
+                if got is not None:
+                    self._seen[key] = got
+            for key in set(self._seen) - set(listed):
+                del self._seen[key]
+            return {k: self._seen[k][1] for k in listed if k in self._seen}
+
+
+def read_pointers(s3, bucket: str, zones: Zones, listings: Mapping[str, Sequence[lake.ObjectInfo]],
+                  cache: PointerCache) -> dict[str, dict[str, dict[str, Any]]]:
+    """dataset -> dt -> the validated pointer's fields, from the validated zones' listings."""
+    listed: dict[str, str] = {}
+    days: dict[str, tuple[str, str]] = {}  # pointer key -> (dataset, dt)
+    for ds in zones.datasets:
+        zone = catalog.validated_zone(ds)
+        etags = {o.key: o.etag for o in listings.get(zone, ())}
+        for dt, entry in catalog.day_entries(zone, etags).items():
+            key = catalog.validated_pointer_key(ds, dt)
+            if entry.pointer and key in etags:
+                listed[key], days[key] = etags[key], (ds, dt)
+    fields = cache.fields(s3, bucket, listed)  # one call: what it was not given, it forgets
+    out: dict[str, dict[str, dict[str, Any]]] = {ds: {} for ds in zones.datasets}
+    for key, (ds, dt) in days.items():
+        if key in fields:
+            out[ds][dt] = fields[key]
+    return out
+
+
+def read_view(s3, bucket: str, zones: Zones, cache: PointerCache | None = None) -> dict[str, Any]:
+    listings = read_listings(s3, bucket, zones)
+    pointers = read_pointers(s3, bucket, zones, listings, cache or PointerCache())
+    return build_view({z: [o.key for o in objs] for z, objs in listings.items()}, zones, pointers)
 
 
 def _maybe_json(s3, bucket: str, key: str) -> Any:
@@ -143,10 +219,17 @@ def _maybe_json(s3, bucket: str, key: str) -> Any:
 
 
 def _failures(result: Mapping[str, Any] | None, field: str) -> list[str]:
+    """The broken rules of one severity as lines: rule, columns, how many values broke it."""
     return [f"[{f.get('severity')}] {f.get('expectation')}({', '.join(f.get('columns') or ['table'])})"
-            f"{': ' + str(f.get('unexpected_count')) + ' unexpected' if f.get('unexpected_count') else ''}"
-            f"{' — ' + f['why'] if f.get('why') else ''}"
+            f"{_unexpected(f)}{' — ' + f['why'] if f.get('why') else ''}"
             for f in (result or {}).get(field, [])]
+
+
+def _unexpected(rule: Mapping[str, Any]) -> str:
+    if not rule.get("unexpected_count"):
+        return ""
+    of = f" of {rule['element_count']}" if rule.get("element_count") is not None else ""
+    return f": {rule['unexpected_count']}{of} unexpected"
 
 
 def raw_detail(s3, bucket: str, dataset: str, dt: str) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from urllib.parse import quote
 from contrail import catalog
 from contrail.ui.lakeview import months
 
-COLOURS = {"landed": "#9fb3c8", "validated": "#2f9e44", "healed": "#12b886", "quarantined": "#e03131",
-           "built": "#7048e8", "scored": "#1c7ed6", "staged": "#dee2e6"}
+COLOURS = {"landed": "#9fb3c8", "validated": "#2f9e44", "warned": "#f08c00", "healed": "#12b886",
+           "quarantined": "#e03131", "built": "#7048e8", "scored": "#1c7ed6", "staged": "#dee2e6"}
+LABELS = {"warned": "validated with warnings"}  # a status's words where its key is terse
 _STYLE = """body{font:14px system-ui,sans-serif;margin:16px;color:#212529}
 h1{font-size:20px}h2{font-size:16px;margin:18px 0 6px}table{border-collapse:collapse}
 td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
@@ -24,7 +25,7 @@ td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left;vertical-alig
 .days{display:grid;grid-template-columns:repeat(7,16px);gap:2px}
 .day{width:16px;height:16px;border-radius:3px;background:#f1f3f5;display:block}
 .legend span{display:inline-block;padding:1px 6px;margin-right:4px;border-radius:3px;color:#fff}
-.bad{color:#c92a2a}.ok{color:#2b8a3e}code{font-size:12px}"""
+.bad{color:#c92a2a}.ok{color:#2b8a3e}.warn{color:#d9480f}code{font-size:12px}"""
 
 
 def _page(title: str, body: str) -> str:
@@ -46,6 +47,8 @@ def docs_link(base: str, key: str | None, text: str = "Data Docs page") -> str:
 
 def _title(row: str, dt: str, cell: Mapping[str, Any]) -> str:
     extra = []
+    if cell.get("warnings"):
+        extra.append(f"{cell['warnings']} warning(s)")
     if cell.get("versions"):
         extra.append("versions " + ",".join(f"v{v}" for v in cell["versions"]))
     if cell.get("quarantined"):
@@ -56,7 +59,8 @@ def _title(row: str, dt: str, cell: Mapping[str, Any]) -> str:
         extra.append("model v" + ",".join(cell["model_versions"]))
     elif cell.get("builds"):
         extra.append("builds " + ",".join(cell["builds"]))
-    return f"{row} {dt}: {cell['status']}" + (f" ({'; '.join(extra)})" if extra else "")
+    status = LABELS.get(cell["status"], cell["status"])
+    return f"{row} {dt}: {status}" + (f" ({'; '.join(extra)})" if extra else "")
 
 
 def calendar(base: str, row: str, cells: Mapping[str, Mapping[str, Any]], span: list[str]) -> str:
@@ -83,16 +87,19 @@ def calendar(base: str, row: str, cells: Mapping[str, Mapping[str, Any]], span: 
 
 def lake_page(base: str, view: Mapping[str, Any], *, bucket: str, elapsed_s: float) -> str:
     span = months(view["days"])
-    legend = "".join(f"<span style='background:{c}'>{s}</span>" for s, c in COLOURS.items())
+    legend = "".join(f"<span style='background:{c}'>{LABELS.get(s, s)}</span>" for s, c in COLOURS.items())
     sections = []
     for row, cells in view["rows"].items():
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(view["counts"][row].items())) or "empty"
+        counts = ", ".join(f"{n} {LABELS.get(s, s)}" for s, n in sorted(view["counts"][row].items())) or "empty"
         sections.append(f"<h2>{escape(row)} <small>({counts})</small></h2>"
                         + calendar(base, row, cells, span))
-    bad = sorted({dt for row in view["rows"].values() for dt, c in row.items() if c["status"] == "quarantined"})
-    bad_html = ", ".join(f"<a href='{base}/lake/day/{d}'>{d}</a>" for d in bad) or "none"
+    def days_with(status: str) -> str:
+        days = sorted({dt for row in view["rows"].values() for dt, c in row.items() if c["status"] == status})
+        return ", ".join(f"<a href='{base}/lake/day/{d}'>{d}</a>" for d in days) or "none"
+
     return _page("Lake", f"<h1>Lake <small>s3://{escape(bucket)}</small></h1>"
-                 f"<p class='legend'>{legend}</p><p>Quarantined days: <span class='bad'>{bad_html}</span></p>"
+                 f"<p class='legend'>{legend}</p><p>Quarantined days: <span class='bad'>{days_with('quarantined')}</span>"
+                 f"<br>Validated with warnings: <span class='warn'>{days_with('warned')}</span></p>"
                  + "".join(sections)
                  + f"<p><small>{len(view['days'])} day(s), read from the lake in {elapsed_s:.2f} s</small></p>")
 
@@ -101,9 +108,11 @@ def _raw_section(base: str, ds: Mapping[str, Any]) -> str:
     rows = []
     for v in ds["versions"]:
         verdict = ("pending" if v["passed"] is None
-                   else "<span class='ok'>passed</span>" if v["passed"] else "<span class='bad'>failed</span>")
+                   else "<span class='bad'>failed</span>" if not v["passed"]
+                   else f"<span class='warn'>passed with {len(v['warnings'])} warning(s)</span>" if v["warnings"]
+                   else "<span class='ok'>passed</span>")
         rules = "".join(f"<div class='bad'>{escape(f)}</div>" for f in v["failures"])
-        rules += "".join(f"<div>{escape(w)}</div>" for w in v["warnings"])
+        rules += "".join(f"<div class='warn'>{escape(w)}</div>" for w in v["warnings"])
         rows.append(f"<tr><td>v{v['version']}</td><td>{verdict}</td><td>{v['rows'] if v['rows'] is not None else ''}</td>"
                     f"<td>{object_link(base, v['manifest'], 'manifest')}</td>"
                     f"<td>{object_link(base, v['result'], 'quality result')}</td>"
@@ -117,7 +126,7 @@ def _raw_section(base: str, ds: Mapping[str, Any]) -> str:
     if not rows:
         return f"<h2>{escape(ds['dataset'])}</h2><p>nothing landed</p>"
     return (f"<h2>{escape(ds['dataset'])}</h2><table><tr><th>version</th><th>verdict</th><th>rows</th>"
-            "<th>manifest</th><th>result</th><th>validation</th><th>quarantine</th><th>broken rules</th></tr>"
+            "<th>manifest</th><th>result</th><th>validation</th><th>quarantine</th><th>broken rules and warnings</th></tr>"
             + "".join(rows) + "</table>")
 
 
