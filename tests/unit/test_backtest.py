@@ -119,3 +119,21 @@ def test_backtest_on_the_lake_logs_one_child_per_week_under_one_parent(moto_s3, 
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     # nothing registered
     assert tracking.search_registered_models() == []
+
+
+def test_the_stage_dags_take_the_rerun_params_and_a_backtest_emits_no_model_event():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from contrail.settings import REPO_ROOT
+
+    dags = {}
+    for dag_id in ("features", "scoring", "training"):
+        bag = DagBag(str(REPO_ROOT / "dags" / f"{dag_id}.py"))
+        assert not bag.import_errors, bag.import_errors
+        dags[dag_id] = bag.dags[dag_id]
+        assert {"from_date", "to_date", "reason"} <= set(dags[dag_id].params), dag_id
+    assert "model_version" in dags["scoring"].params and "rebuild" in dags["features"].params
+    training_dag = dags["training"]
+    assert "rebuild" not in training_dag.params and training_dag.params["mode"] == "train"
+    assert [o.name for o in training_dag.get_task("train").outlets] and not training_dag.get_task("backtest").outlets
+    assert training_dag.get_task("choose_mode").downstream_task_ids == {"train", "backtest"}
