@@ -15,8 +15,9 @@ becomes `challenger`.
 
 A scheduled or backfilled run trains on its own data interval: without `window_end`, the
 window ends the day before the interval ends, so `airflow backfill create --dag-id training`
-over eight weeks trains eight distinct windows; only a run without a logical date trains on
-the latest published features. `to_date` also ends the window when given.
+over eight weeks trains eight distinct windows. A manual run (the trigger form, the API,
+monitoring's retrain) trains on the latest published features. `to_date` also ends the window
+when given.
 
 `mode=backtest` with `from_date`/`to_date` is a walk-forward backtest: one model per week of
 the range (`backtest_week_days`), each trained on the `window_days` before its week (the last

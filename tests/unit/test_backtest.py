@@ -70,15 +70,20 @@ def test_a_scheduled_run_trains_on_its_own_interval_and_eight_weeks_give_eight_w
     ends = [datetime(2013, 3, 3, tzinfo=timezone.utc) + timedelta(weeks=k) for k in range(8)]
     windows = []
     for end in ends:
-        window_end = window_end_for(window_end=None, to_date=None, data_interval_end=end)
+        window_end = window_end_for(window_end=None, to_date=None, data_interval_end=end, run_type="backfill")
         assert window_end == end.date() - timedelta(days=1)
         windows.append(tuple(training_window(available, window_days=28, window_end=window_end)))
     assert len(set(windows)) == 8 and all(w[-1] < e.date() for w, e in zip(windows, ends))
-    # the explicit param wins, then a re-run's to_date; no logical date: the latest
-    assert window_end_for(window_end="2013-02-01", to_date=date(2013, 2, 5), data_interval_end=ends[0]) == \
-        date(2013, 2, 1)
-    assert window_end_for(window_end=None, to_date=date(2013, 2, 5), data_interval_end=ends[0]) == date(2013, 2, 5)
-    assert window_end_for(window_end=None, to_date=None, data_interval_end=None) is None
+    assert window_end_for(window_end=None, to_date=None, data_interval_end=ends[0], run_type="scheduled") == \
+        date(2013, 3, 2)
+    # the explicit param wins, then a re-run's to_date; a manual run (UI, API, monitoring's
+    # retrain, stamped "now") or a run without a logical date: the latest
+    assert window_end_for(window_end="2013-02-01", to_date=date(2013, 2, 5), data_interval_end=ends[0],
+                          run_type="backfill") == date(2013, 2, 1)
+    assert window_end_for(window_end=None, to_date=date(2013, 2, 5), data_interval_end=ends[0],
+                          run_type="backfill") == date(2013, 2, 5)
+    assert window_end_for(window_end=None, to_date=None, data_interval_end=ends[0], run_type="manual") is None
+    assert window_end_for(window_end=None, to_date=None, data_interval_end=None, run_type="manual") is None
 
 
 @pytest.fixture

@@ -25,17 +25,22 @@ def training_window(available: Iterable[date], *, window_days: int, window_end: 
     return [d for d in days if end - timedelta(days=window_days - 1) <= d <= end]
 
 
-def window_end_for(*, window_end: str | None, to_date: date | None,
-                   data_interval_end: datetime | None) -> date | None:
+# the runs that stand for a period of their own; a manual run (the UI, the API, monitoring's
+# retrain) is "now", whatever logical date its trigger stamped on it
+PERIOD_RUN_TYPES = frozenset({"scheduled", "backfill"})
+
+
+def window_end_for(*, window_end: str | None, to_date: date | None, data_interval_end: datetime | None,
+                   run_type: str | None) -> date | None:
     """The last day a training run's window may use (pure): the ``window_end`` param, else the
-    re-run's ``to_date``, else the day before the run's data interval ends (a scheduled or
-    backfilled week trains on its own weeks, not on whatever was published last); None —
-    the latest published day — only for a run without a logical date."""
+    re-run's ``to_date``, else for a scheduled or backfilled run the day before its data
+    interval ends (each week trains on its own weeks, not on whatever was published last);
+    None — the latest published day — for a manual run."""
     if window_end:
         return date.fromisoformat(str(window_end)[:10])
     if to_date is not None:
         return to_date
-    if data_interval_end is not None:
+    if data_interval_end is not None and str(run_type) in PERIOD_RUN_TYPES:
         return data_interval_end.astimezone(timezone.utc).date() - timedelta(days=1)
     return None
 
@@ -186,6 +191,11 @@ def backtest_task(context: dict) -> dict[str, Any]:
     return {k: logged[k] for k in ("run_id", "child_run_ids", "mean_test_roc_auc", "weeks")}
 
 
+def _run_type(context: dict) -> str | None:
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    return getattr(run_type, "value", run_type)
+
+
 def train_task(context: dict) -> dict[str, Any]:
     """Train on the trailing window of published features, log to MLflow, register, promote."""
     import mlflow
@@ -200,7 +210,8 @@ def train_task(context: dict) -> dict[str, Any]:
     cost_ratio = params.get("threshold_cost_ratio")
     split_params = {k: int(params[k]) for k in ("window_days", "test_days", "valid_days")}
     window_end = window_end_for(window_end=params.get("window_end"), to_date=from_params(params).last,
-                                data_interval_end=context.get("data_interval_end"))
+                                data_interval_end=context.get("data_interval_end"),
+                                run_type=_run_type(context))
     trained = train_on_lake(
         client, cfg.bucket, feature_set=cfg.feature_set, model_type=model_type,
         params=training.family_params(model_type, params), window_end=window_end,
@@ -208,7 +219,7 @@ def train_task(context: dict) -> dict[str, Any]:
     if trained is None:
         raise AirflowSkipException(f"too few published feature days in the window ending {window_end or 'latest'}; "
                                    f"training needs at least {split_params['test_days'] + split_params['valid_days'] + 1}"
-                                   " (a manual run: set window_end, or trigger without a logical date)")
+                                   " (set window_end or to_date to train on another window)")
     split, parts = trained.split, trained.parts
     quality = quality_summary(client, cfg.bucket, parts)
     mlflow_client = connections.mlflow_client()
