@@ -219,7 +219,8 @@ def publish_task(planned: dict, context: dict, **run_info: Any) -> dict:
                                 gate_factory=QualityGate)
     extra = {"feature_set": cfg.feature_set, "dates": sorted(outcome["rows"]), "rows": outcome["rows"],
              "warnings": outcome["warnings"], "job_version": planned["job_version"],
-             "build": planned["build"], "plan_uri": planned["plan_uri"], **run_info}
+             "build": planned["build"], "plan_uri": planned["plan_uri"],
+             "rerun": planned.get("rerun") or Rerun().as_dict(), **run_info}
     context["outlet_events"][assets.features()].extra = extra
     if outcome["failed"]:
         raise AirflowFailException("features failed their quality gate (not published):\n"
