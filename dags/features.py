@@ -20,6 +20,13 @@ the job runs:
   `CONTRAIL_EMR_SERVERLESS_APP_ID` (role `CONTRAIL_EMR_SERVERLESS_ROLE_ARN`), then `publish`.
 
 With nothing pending, `plan` skips the run (EMR runners) and no compute is started.
+
+Re-run over a range (trigger form, `contrail rerun features`, or `POST /api/v2/dags/features/dagRuns`
+with `conf`): `from_date`/`to_date` bound the days, `rebuild` says which — `pending` (the
+default), `changed` (also days built by another feature-job version or judged by another
+`features` suite version), `all` (every validated day in the range). Every runner shares the
+plan and the publish, so each works the same way; the `reason` is recorded in each manifest
+the run publishes.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from datetime import datetime, timezone
 from airflow.sdk import DAG, task
 
 from contrail import assets
-from contrail.dag_defaults import DEFAULT_ARGS, TAGS
+from contrail.dag_defaults import DEFAULT_ARGS, TAGS, rerun_params
 from contrail.settings import load_settings
 
 SETTINGS = load_settings()
@@ -184,5 +191,6 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=[*TAGS, "features", "spark"],
     doc_md=__doc__,
+    params=rerun_params(),
 ) as dag:
     BUILDS[SETTINGS.spark_runner]()

@@ -12,6 +12,18 @@ lineage tags to MLflow, registers a new model version (threshold on its `contrai
 tag) and applies the promotion rule: `champion` moves only when the challenger beats it on
 the same test window by the margin and the quality gates passed; otherwise the version
 becomes `challenger`.
+
+A scheduled or backfilled run trains on its own data interval: without `window_end`, the
+window ends the day before the interval ends, so `airflow backfill create --dag-id training`
+over eight weeks trains eight distinct windows. A manual run (the trigger form, the API,
+monitoring's retrain) trains on the latest published features. `to_date` also ends the window
+when given.
+
+`mode=backtest` with `from_date`/`to_date` is a walk-forward backtest: one model per week of
+the range (`backtest_week_days`), each trained on the `window_days` before its week (the last
+`valid_days` choose its threshold) and tested on the week; each week is a nested child run of
+one parent MLflow run (experiment `contrail-backtest`) holding the weekly test-AUC table, the
+mean and a plot. A backtest registers and promotes nothing and emits no model event.
 """
 
 from __future__ import annotations
@@ -22,8 +34,9 @@ from airflow.sdk import DAG, Param, task
 
 from contrail import assets
 from contrail import families
-from contrail.dag_defaults import DEFAULT_ARGS, TAGS
+from contrail.dag_defaults import DEFAULT_ARGS, TAGS, rerun_params
 
+TRAIN, BACKTEST = "train", "backtest"
 HGB = families.PARAMS_BY_TYPE[families.HIST_GRADIENT_BOOSTING]
 LR = families.PARAMS_BY_TYPE[families.LOGISTIC_REGRESSION]
 
@@ -36,7 +49,13 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=[*TAGS, "training", "mlflow"],
     doc_md=__doc__,
-    params={
+    # a training run always fits anew: the re-run contract's range and reason, not its rebuild mode
+    params={k: v for k, v in rerun_params(
+        mode=Param(TRAIN, enum=[TRAIN, BACKTEST], title="Mode",
+                   description="train: fit, register, promote; backtest: one model per week of "
+                               "from_date..to_date, logged to MLflow only"),
+        backtest_week_days=Param(7, type="integer", minimum=1, description="days per backtest fold"),
+    ).items() if k != "rebuild"} | {
         "window_days": Param(90, type="integer", minimum=2, description="trailing days of features"),
         "window_end": Param(None, type=["null", "string"], description="last dt (default: latest)"),
         "test_days": Param(14, type="integer", minimum=1),
@@ -57,14 +76,23 @@ with DAG(
         "lr_min_frequency": Param(LR["min_frequency"], type="integer", minimum=1,
                                   description="rarer categories share one one-hot column"),
         "promotion_margin": Param(0.002, type="number", minimum=0),
-        "reason": Param(None, type=["null", "string"], description="why this run (monitoring sets it)"),
     },
 ) as dag:
 
-    @task(outlets=[assets.model()])
+    @task.branch
+    def choose_mode(**context) -> str:
+        return BACKTEST if context["params"].get("mode") == BACKTEST else TRAIN
+
+    @task(task_id=TRAIN, outlets=[assets.model()])
     def train(**context) -> dict:
         from contrail.stages.training import train_task
 
         return train_task(context)
 
-    train()
+    @task(task_id=BACKTEST)
+    def backtest(**context) -> dict:
+        from contrail.stages.training import backtest_task
+
+        return backtest_task(context)
+
+    choose_mode() >> [train(), backtest()]

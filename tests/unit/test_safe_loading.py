@@ -118,5 +118,7 @@ def test_every_documented_load_path_refuses_the_tampered_champion(tampered, monk
             stream_stage._champion_scorer()
         with pytest.raises(registry.UntrustedModelError):
             scoring_stage.score_task({})
+        with pytest.raises(registry.UntrustedModelError):  # a re-run naming the version: the same allow-list
+            scoring_stage.score_task({"params": {"model_version": version}})
     finally:
         connections.settings.cache_clear()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from contrail import catalog, connections, lake
+from contrail.reruns import PENDING, Rerun
 from contrail.settings import DATASETS
 
 log = logging.getLogger(__name__)
@@ -61,32 +62,71 @@ def pending_feature_dates(validated: dict[str, dict[date, dict]], built: dict[da
 
 def built_features(s3, bucket: str, feature_set: str) -> dict[date, dict]:
     """dt -> {dataset: {input dt: version}} of published feature partitions."""
-    return {dt: _input_versions(part.manifest.get("inputs", {}))
+    return {dt: _input_versions(manifest.get("inputs", {}))
+            for dt, manifest in published_manifests(s3, bucket, feature_set).items()}
+
+
+def published_manifests(s3, bucket: str, feature_set: str) -> dict[date, dict]:
+    """dt -> the published manifest of every feature partition."""
+    return {dt: part.manifest
             for dt, part in catalog.published(s3, bucket, catalog.features_zone(feature_set)).items()}
 
 
-def plan(s3, bucket: str, *, feature_set: str, run_id: str, artifact_dir: Path) -> dict:
-    """Write the plan JSON for every pending date; returns its URI, the targets and their builds."""
+def dates_to_build(validated: dict[str, dict[date, dict]], manifests: Mapping[date, Mapping[str, Any]],
+                   rerun: Rerun, *, job_version: str | None = None, suite_version: str | None = None,
+                   lookback_days: int = LOOKBACK_DAYS) -> list[date]:
+    """The days a run rebuilds under ``rerun`` (pure): in its range, the pending days
+    (:func:`pending_feature_dates`); with ``changed`` also the days whose published manifest
+    was built by another feature-job version (``job_version``) or judged by another
+    ``features`` suite version; with ``all`` every day validated for every dataset."""
+    built = {dt: _input_versions(m.get("inputs", {})) for dt, m in manifests.items()}
+    pending = set(pending_feature_dates(validated, built, lookback_days=lookback_days))
+    common = set.intersection(*(set(v) for v in validated.values())) if validated else set()
+    out = []
+    for dt in rerun.within(common):
+        manifest = manifests.get(dt)
+        changed = manifest is not None and (manifest.get("job_version") != job_version
+                                            or manifest.get("suite_version") != suite_version)
+        if rerun.redoes(pending=dt in pending, changed=changed):
+            out.append(dt)
+    return out
+
+
+def plan(s3, bucket: str, *, feature_set: str, run_id: str, artifact_dir: Path,
+         rerun: Rerun = Rerun()) -> dict:
+    """Write the plan JSON for every date ``rerun`` asks for (by default: every pending date);
+    returns its URI, the targets, their build and the request (its reason goes into the
+    manifests :func:`audit_and_publish` publishes)."""
     from contrail.features import plan_features
     from contrail_spark.package import build_artifact, upload_artifact
 
     validated = {ds: validated_inputs(s3, bucket, ds) for ds in DATASETS}
-    pending = pending_feature_dates(validated, built_features(s3, bucket, feature_set))
-    log.info("features: %d pending date(s): %s", len(pending), [d.isoformat() for d in pending][:20])
-    if not pending:
+    manifests = published_manifests(s3, bucket, feature_set)
+    artifact = job_version = version_of_suite = None
+    if rerun.rebuild != PENDING:  # "changed" compares versions; build the artifact to know its hash
+        from contrail.stages.quality import suite_version
+
+        artifact = build_artifact(artifact_dir)
+        job_version, version_of_suite = artifact.stem.rsplit("-", 1)[-1], suite_version("features")
+    targets = dates_to_build(validated, manifests, rerun, job_version=job_version,
+                             suite_version=version_of_suite)
+    log.info("features: %d date(s) to build (%s): %s", len(targets), rerun.as_dict(),
+             [d.isoformat() for d in targets][:20])
+    if not targets:
         return {"targets": []}
-    artifact = build_artifact(artifact_dir)
+    artifact = artifact or build_artifact(artifact_dir)
     artifact_uri = upload_artifact(s3, bucket, artifact, catalog.spark_artifact_key(artifact.name))
     job_version = artifact.stem.rsplit("-", 1)[-1]
     # one build per run: a retry of this run rewrites the same (unpublished) build
-    build = catalog.build_id(job_version, run_id, sorted(d.isoformat() for d in pending))
-    planned = plan_features(validated, pending, lookback_days=LOOKBACK_DAYS, feature_set=feature_set,
+    build = catalog.build_id(job_version, run_id, sorted(d.isoformat() for d in targets))
+    planned = plan_features(validated, targets, lookback_days=LOOKBACK_DAYS, feature_set=feature_set,
                             job_version=job_version, bucket=bucket, build=build)
     body = lake.json_bytes(planned)
     plan_key = catalog.feature_plan_key(feature_set, lake.sha256_hex(body)[:16])
     s3.put_object(Bucket=bucket, Key=plan_key, Body=body)
     return {"targets": planned["targets"], "plan_uri": lake.s3_uri(bucket, plan_key),
-            "artifact_uri": artifact_uri, "job_version": job_version, "build": build}
+            "artifact_uri": artifact_uri, "job_version": job_version, "build": build,
+            "rerun": rerun.as_dict()}
 
 
 def audit_and_publish(s3, bucket: str, planned: Mapping[str, Any], *, feature_set: str,
@@ -109,6 +149,9 @@ def audit_and_publish(s3, bucket: str, planned: Mapping[str, Any], *, feature_se
 
     gate = gate_factory()
     version_of_suite = suite_version("features")
+    # why this build was made (a re-run's request); a scheduled run records the defaults
+    request = planned.get("rerun") or Rerun().as_dict()
+    rerun_record = {"reason": request.get("reason"), "rebuild": request.get("rebuild", PENDING)}
     rows, warnings, failed = {}, 0, []
     for dt, manifest in staged.items():
         report = gate.validate(catalog.read_parts(s3, bucket, manifest["parts"]), suite="features",
@@ -125,7 +168,8 @@ def audit_and_publish(s3, bucket: str, planned: Mapping[str, Any], *, feature_se
         previous_build = previous.manifest.get("build") if previous else None
         if previous_build != build:
             catalog.publish_partition(s3, bucket, partition, {
-                **manifest, "build": build, "previous_build": previous_build, "suite_version": version_of_suite,
+                **manifest, "job_version": planned["job_version"], "build": build,
+                "previous_build": previous_build, "suite_version": version_of_suite, **rerun_record,
                 "gate_result_uri": lake.s3_uri(bucket, result_key), "warnings": len(report.warnings),
             }, marked=previous is not None)
             catalog.remove_stale_builds(s3, bucket, partition, keep=(build, previous_build))
@@ -136,11 +180,13 @@ def audit_and_publish(s3, bucket: str, planned: Mapping[str, Any], *, feature_se
 # ---------------------------------------------------------------------------- tasks
 
 def plan_task(context: dict) -> dict:
+    from contrail.reruns import from_params
+
     cfg = connections.settings()
     _, run_id = connections.run_ids(context)
     with tempfile.TemporaryDirectory() as tmp:
         return plan(connections.s3(), cfg.bucket, feature_set=cfg.feature_set, run_id=run_id,
-                    artifact_dir=Path(tmp))
+                    artifact_dir=Path(tmp), rerun=from_params(context.get("params") or {}))
 
 
 def build_local_task(planned: dict, context: dict) -> dict:
@@ -173,7 +219,8 @@ def publish_task(planned: dict, context: dict, **run_info: Any) -> dict:
                                 gate_factory=QualityGate)
     extra = {"feature_set": cfg.feature_set, "dates": sorted(outcome["rows"]), "rows": outcome["rows"],
              "warnings": outcome["warnings"], "job_version": planned["job_version"],
-             "build": planned["build"], "plan_uri": planned["plan_uri"], **run_info}
+             "build": planned["build"], "plan_uri": planned["plan_uri"],
+             "rerun": planned.get("rerun") or Rerun().as_dict(), **run_info}
     context["outlet_events"][assets.features()].extra = extra
     if outcome["failed"]:
         raise AirflowFailException("features failed their quality gate (not published):\n"
