@@ -66,7 +66,7 @@ def build_year(bucket: str, feature_set: str, model_name: str) -> int:
             objects[catalog.landing_prefix(ds, dt, 1) + f"{ds}_{dt}.csv.gz"] = b"x" * 64
             bad = ds == "flights" and day == BAD
             warnings = [{"severity": "warning", "expectation": "expect_column_values_to_be_between",
-                         "columns": ["dep_delay"], "unexpected_count": 3}] if day in WARNED else []
+                         "columns": ["dep_delay" if ds == "flights" else "wind_speed"], "unexpected_count": 3}] if day in WARNED else []
             result = {"passed": not bad, "row_count": 900, "run_id": "scheduled__1", "warnings": warnings,
                       "failures": [{"severity": "critical", "expectation": "expect_column_values_to_be_in_set",
                                     "columns": ["origin"], "unexpected_count": 50}] if bad else []}
