@@ -33,6 +33,7 @@ from typing import Literal, Mapping
 Environment = Literal["local", "aws"]
 SparkRunner = Literal["local", "emr", "emr_serverless"]
 Profile = Literal["embedded", "scaleout"]
+StreamSource = Literal["firehose", "kinesis"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,6 +84,11 @@ class Settings:
     spark_remote: str | None = None
     # an event-path stream run keeps scoring new objects until none came for this long (0: off)
     stream_drain_idle_s: float = 20.0
+    # where the micro-batch path takes flight events from: Firehose's S3 objects (notified on
+    # SQS) or the Kinesis Data Stream, read by shard (Firehose keeps landing raw events either way)
+    stream_source: StreamSource = "firehose"
+    # the online store keeps an as-of day this long after it (its TTL attribute)
+    online_ttl_days: int = 45
     aws_conn_id: str = "aws_default"
     mlflow_conn_id: str = "mlflow_default"
     # the CloudFormation stack holding the AWS resources (aws mode)
@@ -126,6 +132,16 @@ class Settings:
     @property
     def firehose_stream(self) -> str:
         return f"{self.bucket}-flight-events"
+
+    @property
+    def kinesis_stream(self) -> str:
+        """The Kinesis Data Stream the simulator also puts flight events to."""
+        return f"{self.bucket}-flight-events-live"
+
+    @property
+    def online_table(self) -> str:
+        """The DynamoDB table of the online feature store (hot tier)."""
+        return f"{self.bucket}-online-features"
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, what: str = "an integer port") -> int:
@@ -210,6 +226,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     # each profile its own default state: switching profiles never mixes their databases
     default_state = REPO_ROOT / (".contrail" if profile == "embedded" else ".contrail-scaleout")
     state_dir = Path(environ.get("CONTRAIL_STATE_DIR", str(default_state))).resolve()
+    source = environ.get("CONTRAIL_STREAM_SOURCE", "firehose")
+    if source not in ("firehose", "kinesis"):
+        raise ValueError(f"CONTRAIL_STREAM_SOURCE must be 'firehose' or 'kinesis', got {source!r}")
     remote = environ.get("CONTRAIL_SPARK_REMOTE") or (
         f"sc://127.0.0.1:{ports.spark_connect}" if env == "local" else None)
     return Settings(
@@ -223,6 +242,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ports=ports,
         spark_remote=remote,
         stream_drain_idle_s=_float(environ, "CONTRAIL_STREAM_DRAIN_IDLE_S", 20.0),
+        stream_source=source,  # type: ignore[arg-type]
+        online_ttl_days=_int(environ, "CONTRAIL_ONLINE_TTL_DAYS", 45, "a number of days"),
         stack_name=environ.get("CONTRAIL_STACK_NAME") or "contrail",
         emulator_endpoint=_url(environ, "CONTRAIL_EMULATOR_URL"),
         mlflow_endpoint=_url(environ, "CONTRAIL_MLFLOW_URL"),

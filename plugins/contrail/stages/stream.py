@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from contrail.stream.compaction import compact_day
 from contrail.stream.events import keys_from_asset_events
 from contrail.stream.ledger import Drain, Scorer, drain, merge_summaries, process_keys, unledgered, unprocessed
-from contrail.stream.lookups import BatchFeatures, stream_spark
+from contrail.online_store import OnlineFeatures
+from contrail.stream.lookups import stream_spark
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -54,7 +55,7 @@ def process_from_context(context: dict, *, mode: str) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowSkipException
 
     from contrail import assets
-    from contrail.connections import s3, settings
+    from contrail.connections import aws_client, s3, settings
 
     started = _utcnow()
     cfg, client = settings(), s3()
@@ -81,10 +82,11 @@ def process_from_context(context: dict, *, mode: str) -> dict[str, Any]:
             if scorer is None:
                 # nothing is ledgered: the sweep scores these objects once a champion exists
                 raise AirflowSkipException(f"no champion registered for {cfg.model_name} yet")
-            batch = BatchFeatures(client, cfg.bucket, cfg.feature_set)
+            # the hot tier: one BatchGetItem per micro-batch, no S3 read of feature partitions
+            online = OnlineFeatures(aws_client("dynamodb"), cfg.online_table)
 
             def process(some: list[str]) -> dict[str, Any]:
-                return process_keys(client, cfg.bucket, some, scorer=scorer, batch=batch,
+                return process_keys(client, cfg.bucket, some, scorer=scorer, lookups=online,
                                     processed_time=_wall_clock, spark=session.result())
 
             summary = process(keys)
