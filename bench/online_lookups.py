@@ -91,6 +91,9 @@ def run(day: date, hours: tuple[int, int] = (6, 12), every_min: int = 5) -> None
     from contrail.simulate import encode_event, schedule_events
     from contrail.stream import ledger, lookups
 
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the moto server logs every request
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

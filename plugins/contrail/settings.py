@@ -19,6 +19,11 @@ as broker and PostgreSQL as result backend, two Celery workers, the feature job'
 its own ``spark`` queue). Connection URLs come from the environment under the names Airflow
 itself reads; only the loopback defaults are written here.
 
+``CONTRAIL_STREAM_SOURCE`` picks the micro-batch path's source: ``firehose`` (the default: S3
+objects notified on SQS) or ``kinesis`` (the Kinesis Data Stream, read by shard); Firehose lands
+the raw events in ``stream/`` either way. ``CONTRAIL_ONLINE_TTL_DAYS`` (45) is how long the online
+store keeps an as-of day.
+
 Nothing here touches the network: DAG files may call :func:`load_settings` at parse time.
 """
 

@@ -351,6 +351,18 @@ def test_stream_dags_parse_on_aws_without_the_queue_url(monkeypatch: pytest.Monk
     assert _stream_asset(bag).watchers == []  # the sweep alone keeps the stream scored
 
 
+@pytest.mark.parametrize("source", ["firehose", "kinesis"])
+def test_the_stream_source_switch_schedules_one_source(monkeypatch: pytest.MonkeyPatch, source: str) -> None:
+    bag = _stream_dags(monkeypatch, {"CONTRAIL_ENV": "local", "CONTRAIL_STREAM_SOURCE": source})
+    assert not bag.import_errors, bag.import_errors
+    kinesis, sweep = bag.dags["stream_kinesis"], bag.dags["stream_sweep"]
+    watched = bool(_stream_asset(bag).watchers)
+    if source == "kinesis":
+        assert kinesis.schedule is not None and sweep.schedule is None and not watched
+    else:
+        assert kinesis.schedule is None and sweep.schedule is not None and watched
+
+
 def test_stream_dags_watch_the_stack_queue_when_known(monkeypatch: pytest.MonkeyPatch) -> None:
     url = "https://sqs.eu-west-1.amazonaws.com/000000000000/contrail-lake-stream-events"
     bag = _stream_dags(monkeypatch, {"CONTRAIL_ENV": "aws", "CONTRAIL_STREAM_QUEUE_URL": url})
