@@ -1,5 +1,7 @@
 """
-### Stream — micro-batch scoring of Firehose objects or Kinesis records (`stream_scoring`, `stream_sweep`, `stream_kinesis`, `compaction`)
+### Stream — micro-batch scoring of Firehose objects or Kinesis records
+
+DAGs: `stream_scoring`, `stream_sweep`, `stream_kinesis`, `compaction`.
 
 **`stream_scoring`** is event-driven: an `AssetWatcher` in the triggerer long-polls the stream
 SQS queue (S3 `ObjectCreated` notifications for `stream/`), and each notification becomes an

@@ -81,10 +81,14 @@ def check_table(dynamodb, table: str) -> Iterable[str]:
     """What differs from :func:`table_definition` (``bootstrap --check``)."""
     description = dynamodb.describe_table(TableName=table)["Table"]
     wanted = table_definition(table)["KeySchema"]
-    if sorted(map(tuple, map(dict.items, description["KeySchema"]))) != sorted(map(tuple, map(dict.items, wanted))):
+    def keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
+        return sorted((k["AttributeName"], k["KeyType"]) for k in schema)
+
+    if keys(description["KeySchema"]) != keys(wanted):
         yield f"table {table}: key schema {description['KeySchema']} is not {wanted}"
     ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
-    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or ttl.get("AttributeName") != catalog.ONLINE_EXPIRES:
+    enabled = ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
+    if not enabled or ttl.get("AttributeName") != catalog.ONLINE_EXPIRES:
         yield f"table {table}: TTL is not enabled on {catalog.ONLINE_EXPIRES}"
 
 
@@ -268,7 +272,8 @@ class OnlineFeatures:
         found: dict[tuple[str, str], Item] = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), KEY_BATCH):
-            request = {self.table: {"Keys": [catalog.online_key(e, d) for e, d in unique[start:start + KEY_BATCH]]}}
+            chunk = unique[start:start + KEY_BATCH]
+            request = {self.table: {"Keys": [catalog.online_key(e, d) for e, d in chunk]}}
             for attempt in range(8):
                 self.calls += 1
                 answer = self.dynamodb.batch_get_item(RequestItems=request)
@@ -305,7 +310,8 @@ class OnlineFeatures:
         from contrail.stream.lookups import _trailing_columns, _weather_columns, join_lookups
 
         by_day = {day: rows for day, rows in schedule.groupby("dt", sort=True)}
-        wanted = [(e, day) for day, rows in by_day.items() for e in [catalog.ONLINE_MARKER, *self._entities(rows)]]
+        wanted = [(e, day) for day, rows in by_day.items()
+                  for e in [catalog.ONLINE_MARKER, *self._entities(rows)]]
         found = self._get(wanted)
         asof = {day: day for day in by_day if (catalog.ONLINE_MARKER, day) in found}
         behind = {day: self._latest_before(day) for day in by_day if day not in asof}

@@ -84,7 +84,8 @@ def _read(kinesis, stream: str, shard_id: str, after: str | None, max_records: i
         iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard_id,
                                               ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     else:
-        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard_id, StartingSequenceNumber=after,
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard_id,
+                                              StartingSequenceNumber=after,
                                               ShardIteratorType="AFTER_SEQUENCE_NUMBER")["ShardIterator"]
     records: list[dict[str, Any]] = []
     while iterator and len(records) < max_records:
@@ -151,5 +152,6 @@ def consume(s3: "S3Client", bucket: str, kinesis, stream: str, *,
     summary = process([b.key for b in batches])
     for batch in batches:
         commit(s3, bucket, stream, batch)
-    summary["kinesis"] = {b.shard_id: {"first": b.first, "last": b.last, "records": b.records} for b in batches}
+    summary["kinesis"] = {b.shard_id: {"first": b.first, "last": b.last, "records": b.records}
+                          for b in batches}
     return summary
