@@ -12,6 +12,9 @@ per path through Firehose at ``--speedup`` x real time. Prints one figure per li
     # again on a kept state (CONTRAIL_KEEP_BENCH_STATE=1), another day, event path only:
     .venv/bin/python bench/bench_freshness.py --state-dir /tmp/contrail-bench-freshness-… \
         --paths event --event-day 2013-01-01
+    # the hot tier: micro-batch freshness with the online store vs the S3 look-ups in one run,
+    # the store's size for a year, look-ups per second (a moto server on loopback, no stack)
+    .venv/bin/python bench/bench_freshness.py --paths lookups [--lookup-day 2013-06-14]
 """
 
 from __future__ import annotations
@@ -156,7 +159,16 @@ def main() -> None:
     parser.add_argument("--sweep-day", type=date.fromisoformat, default=SWEEP_DAY)
     parser.add_argument("--state-dir", help="reuse a kept bench state (champion + features already there); "
                                             "replay days not replayed in it before")
+    parser.add_argument("--lookup-day", type=date.fromisoformat, default=date(2013, 6, 14))
     args = parser.parse_args()
+    if args.paths == "lookups":
+        import sys
+
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from online_lookups import run
+
+        run(args.lookup_day)
+        return
     state = args.state_dir or tempfile.mkdtemp(prefix="contrail-bench-freshness-")
     os.environ.update({"CONTRAIL_STATE_DIR": state, "CONTRAIL_AIRFLOW_PORT": "38080",
                        "CONTRAIL_MLFLOW_PORT": "35000", "CONTRAIL_EMULATOR_PORT": "34566",

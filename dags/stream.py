@@ -1,5 +1,7 @@
 """
-### Stream — micro-batch scoring of Firehose objects (`stream_scoring`, `stream_sweep`, `compaction`)
+### Stream — micro-batch scoring of Firehose objects or Kinesis records
+
+DAGs: `stream_scoring`, `stream_sweep`, `stream_kinesis`, `compaction`.
 
 **`stream_scoring`** is event-driven: an `AssetWatcher` in the triggerer long-polls the stream
 SQS queue (S3 `ObjectCreated` notifications for `stream/`), and each notification becomes an
@@ -16,6 +18,13 @@ older than two minutes that is not in the ledger. On AWS the queue URL is the st
 Both call the same task. Exactly once: an object is done only when its entry exists in the
 append-only ledger `ledger/stream/flights/objects/`, written last; outputs before it have
 deterministic keys, and each event is claimed once across objects.
+
+**`stream_kinesis`** is the other source (`CONTRAIL_STREAM_SOURCE=kinesis`, settings.py): every
+minute a short micro-batch task reads each shard of the Kinesis Data Stream after its checkpoint
+(kept in the lake, `ledger/stream/flights/kinesis/`), scores the records with the same code and
+keeps going until the stream is idle. With that source the Firehose DAGs are unscheduled (Firehose
+still lands every event in `stream/` for the warm tier); with the default `firehose` source
+`stream_kinesis` is unscheduled. Either way look-ups come from the online store (DynamoDB).
 
 **`compaction`** (daily over 2013, paused at creation) merges one day's stream events into
 `warm/stream/flights/dt=…/part-00000.parquet`; re-running gives the same bytes.
@@ -61,7 +70,7 @@ stream_objects = Asset(
             waiter_delay=1,
             max_messages=10,
         ),
-    )] if stream_queue_url else [],
+    )] if stream_queue_url and settings.stream_source == "firehose" else [],
 )
 
 with DAG(
@@ -87,7 +96,7 @@ with DAG(
 
 with DAG(
     dag_id="stream_sweep",
-    schedule=timedelta(minutes=15),
+    schedule=timedelta(minutes=15) if settings.stream_source == "firehose" else None,
     start_date=datetime(2013, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=1,
@@ -103,6 +112,26 @@ with DAG(
         return process_from_context(context, mode="sweep")
 
     score_objects()
+
+
+with DAG(
+    dag_id="stream_kinesis",
+    schedule=timedelta(minutes=1) if settings.stream_source == "kinesis" else None,
+    start_date=datetime(2013, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "stream", "scoring"],
+    doc_md=__doc__,
+):
+
+    @task(outlets=[assets.predictions()])
+    def consume_shards(**context) -> dict:
+        from contrail.stages.stream import consume_kinesis_from_context
+
+        return consume_kinesis_from_context(context)
+
+    consume_shards()
 
 
 with DAG(

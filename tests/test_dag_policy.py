@@ -13,7 +13,7 @@ import pytest
 DAGS_DIR = Path(__file__).resolve().parents[1] / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
 EXPECTED_DAGS = {"landing_flights", "landing_weather", "quality", "features", "training", "scoring",
-                 "stream_scoring", "stream_sweep", "compaction", "monitoring"}
+                 "stream_scoring", "stream_sweep", "stream_kinesis", "compaction", "monitoring"}
 
 
 def _dagbag(path: Path | None = None):

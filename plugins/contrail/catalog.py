@@ -548,3 +548,40 @@ def predictions_build(model_version: str, features_digest: str) -> str:
 
 def quarantine_zone(dataset: str) -> str:
     return f"{QUARANTINE_ROOT}{dataset}/"
+
+
+# --------------------------------------------------------------------------- online store (hot tier)
+# The DynamoDB table of trailing rates and weather the micro-batch path looks up (see
+# contrail.online_store). Its name comes from settings (``online_table``); its key layout is here.
+ONLINE_ENTITY = "entity"  # partition key: "<key name>#<value>", e.g. "route#EWR-IAH"
+ONLINE_ASOF = "asof"  # sort key: the day the values are known at the start of (YYYY-MM-DD)
+ONLINE_EXPIRES = "expires_at"  # TTL attribute (epoch seconds)
+ONLINE_MARKER = "_asof"  # entity of the marker item written last for each as-of day
+
+
+def online_entity(key: str, value: str) -> str:
+    return f"{key}#{value}"
+
+
+def online_key(entity: str, asof: date | str) -> dict[str, dict[str, str]]:
+    """The DynamoDB key (low-level attribute form) of one online item."""
+    return {ONLINE_ENTITY: {"S": entity}, ONLINE_ASOF: {"S": dt_str(asof)}}
+
+
+# --------------------------------------------------------------------------- Kinesis source
+# The Kinesis consumer keeps, per shard, each micro-batch of records it took (immutable, named by
+# the first sequence number, so a re-run after a crash takes the very same batch) and the
+# checkpoint: the last sequence number whose batch is ledgered (overwritten, written last).
+KINESIS_LEDGER = f"{LEDGER_PREFIX}kinesis/"
+
+
+def kinesis_batch_key(stream: str, shard_id: str, first_sequence: str) -> str:
+    return f"{KINESIS_LEDGER}{safe_segment(stream)}/batches/{safe_segment(shard_id)}/{first_sequence}.jsonl"
+
+
+def kinesis_batches_prefix(stream: str) -> str:
+    return f"{KINESIS_LEDGER}{safe_segment(stream)}/batches/"
+
+
+def kinesis_checkpoint_key(stream: str, shard_id: str) -> str:
+    return f"{KINESIS_LEDGER}{safe_segment(stream)}/checkpoints/{safe_segment(shard_id)}.json"

@@ -24,6 +24,13 @@ def s3() -> Any:
     return S3Hook(aws_conn_id=settings().aws_conn_id).get_conn()
 
 
+def aws_client(service: str) -> Any:
+    """boto3 client of another AWS service (DynamoDB, Kinesis) from the same connection."""
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    return AwsBaseHook(aws_conn_id=settings().aws_conn_id, client_type=service).get_conn()
+
+
 def aws_env() -> dict[str, str]:
     """Environment for subprocesses (spark-submit) that talk to AWS, from the connection."""
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook

@@ -19,6 +19,11 @@ as broker and PostgreSQL as result backend, two Celery workers, the feature job'
 its own ``spark`` queue). Connection URLs come from the environment under the names Airflow
 itself reads; only the loopback defaults are written here.
 
+``CONTRAIL_STREAM_SOURCE`` picks the micro-batch path's source: ``firehose`` (the default: S3
+objects notified on SQS) or ``kinesis`` (the Kinesis Data Stream, read by shard); Firehose lands
+the raw events in ``stream/`` either way. ``CONTRAIL_ONLINE_TTL_DAYS`` (45) is how long the online
+store keeps an as-of day.
+
 Nothing here touches the network: DAG files may call :func:`load_settings` at parse time.
 """
 
@@ -33,6 +38,7 @@ from typing import Literal, Mapping
 Environment = Literal["local", "aws"]
 SparkRunner = Literal["local", "emr", "emr_serverless"]
 Profile = Literal["embedded", "scaleout"]
+StreamSource = Literal["firehose", "kinesis"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,6 +87,11 @@ class Settings:
     spark_remote: str | None = None
     # an event-path stream run keeps scoring new objects until none came for this long (0: off)
     stream_drain_idle_s: float = 20.0
+    # where the micro-batch path takes flight events from: Firehose's S3 objects (notified on
+    # SQS) or the Kinesis Data Stream, read by shard (Firehose keeps landing raw events either way)
+    stream_source: StreamSource = "firehose"
+    # the online store keeps an as-of day this long after it (its TTL attribute)
+    online_ttl_days: int = 45
     aws_conn_id: str = "aws_default"
     # a running task whose process stops heartbeating (a killed worker, a killed scheduler's
     # executor) is failed, then retried, after this long
@@ -127,6 +138,16 @@ class Settings:
     @property
     def firehose_stream(self) -> str:
         return f"{self.bucket}-flight-events"
+
+    @property
+    def kinesis_stream(self) -> str:
+        """The Kinesis Data Stream the simulator also puts flight events to."""
+        return f"{self.bucket}-flight-events-live"
+
+    @property
+    def online_table(self) -> str:
+        """The DynamoDB table of the online feature store (hot tier)."""
+        return f"{self.bucket}-online-features"
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, what: str = "an integer port") -> int:
@@ -210,6 +231,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     # each profile its own default state: switching profiles never mixes their databases
     default_state = REPO_ROOT / (".contrail" if profile == "embedded" else ".contrail-scaleout")
     state_dir = Path(environ.get("CONTRAIL_STATE_DIR", str(default_state))).resolve()
+    source = environ.get("CONTRAIL_STREAM_SOURCE", "firehose")
+    if source not in ("firehose", "kinesis"):
+        raise ValueError(f"CONTRAIL_STREAM_SOURCE must be 'firehose' or 'kinesis', got {source!r}")
     remote = environ.get("CONTRAIL_SPARK_REMOTE") or (
         f"sc://127.0.0.1:{ports.spark_connect}" if env == "local" else None)
     return Settings(
@@ -224,6 +248,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         spark_remote=remote,
         stream_drain_idle_s=_float(environ, "CONTRAIL_STREAM_DRAIN_IDLE_S", 20.0),
         task_heartbeat_timeout_s=_int(environ, "CONTRAIL_TASK_HEARTBEAT_TIMEOUT_S", 300, "a number of seconds"),
+        stream_source=source,  # type: ignore[arg-type]
+        online_ttl_days=_int(environ, "CONTRAIL_ONLINE_TTL_DAYS", 45, "a number of days"),
         stack_name=environ.get("CONTRAIL_STACK_NAME") or "contrail",
         emulator_endpoint=_url(environ, "CONTRAIL_EMULATOR_URL"),
         mlflow_endpoint=_url(environ, "CONTRAIL_MLFLOW_URL"),

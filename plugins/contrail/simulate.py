@@ -170,12 +170,15 @@ class ReplayStats:
 
 def replay_stream(firehose: "FirehoseClient", stream_name: str, start: datetime, end: datetime,
                   speedup: float, sleep: Callable[[float], None] = time.sleep,
-                  *, events: Iterable[dict[str, Any]] | None = None) -> ReplayStats:
+                  *, events: Iterable[dict[str, Any]] | None = None,
+                  also: Callable[[list[bytes]], None] | None = None) -> ReplayStats:
     """Put the schedule events of ``[start, end)`` through Firehose, paced ``speedup``x real time.
 
     Events sharing a scheduled minute go out together (in ≤500-record calls); between
     minutes the replay sleeps the schedule gap divided by ``speedup`` (``math.inf``: no
     sleeping). ``events`` defaults to :func:`schedule_events` over the real flights.
+    ``also`` receives each batch after Firehose took it (the Kinesis Data Stream: see
+    :func:`kinesis_sink`); Firehose still lands every event in ``stream/`` for the warm tier.
     """
     if not speedup > 0:
         raise ValueError(f"speedup must be > 0, got {speedup}")
@@ -190,6 +193,8 @@ def replay_stream(firehose: "FirehoseClient", stream_name: str, start: datetime,
         nonlocal n_batches, n_bytes
         for batch in batches(group):
             put_batch(firehose, stream_name, batch, sleep=sleep)
+            if also is not None:
+                also(batch)
             n_batches += 1
             n_bytes += sum(map(len, batch))
         group.clear()
@@ -207,6 +212,16 @@ def replay_stream(firehose: "FirehoseClient", stream_name: str, start: datetime,
         n_events += 1
     flush()
     return ReplayStats(events=n_events, batches=n_batches, bytes=n_bytes, slept_s=slept)
+
+
+def kinesis_sink(kinesis: Any, stream_name: str) -> Callable[[list[bytes]], None]:
+    """A batch sink putting records to a Kinesis Data Stream, one partition key per event."""
+    from contrail.stream.kinesis import event_partition_key, put_records
+
+    def put(batch: list[bytes]) -> None:
+        put_records(kinesis, stream_name, batch, partition_key=event_partition_key)
+
+    return put
 
 
 def ensure_delivery_stream(firehose: "FirehoseClient", name: str, bucket_arn: str, role_arn: str,
@@ -260,7 +275,8 @@ def add_arguments(subparsers: "argparse._SubParsersAction[argparse.ArgumentParse
                        help="repeat to pick datasets (default: all)")
     drops.set_defaults(handler=handle_drops)
 
-    stream = actions.add_parser("stream", help="replay flight schedule events through Firehose")
+    stream = actions.add_parser("stream", help="replay flight schedule events through Firehose "
+                                "(and the Kinesis Data Stream when CONTRAIL_STREAM_SOURCE=kinesis)")
     stream.add_argument("--start", type=datetime.fromisoformat, required=True,
                         help="local schedule time, e.g. 2013-01-01T05:00")
     stream.add_argument("--end", type=datetime.fromisoformat, required=True,
@@ -292,7 +308,14 @@ def handle_stream(args: argparse.Namespace) -> int:
         return 2
     firehose = lake.client("firehose", settings)
     ensure_delivery_stream(firehose, settings.firehose_stream, f"arn:aws:s3:::{settings.bucket}", role_arn)
-    stats = replay_stream(firehose, settings.firehose_stream, args.start, args.end, args.speedup)
-    print(f"put {stats.events} events in {stats.batches} batches ({stats.bytes} bytes) "
-          f"through {settings.firehose_stream}")
+    also = None
+    if settings.stream_source == "kinesis":
+        from contrail.stack.hot_tier import ensure_kinesis_stream
+
+        kinesis = lake.client("kinesis", settings)
+        ensure_kinesis_stream(kinesis, settings.kinesis_stream)
+        also = kinesis_sink(kinesis, settings.kinesis_stream)
+    stats = replay_stream(firehose, settings.firehose_stream, args.start, args.end, args.speedup, also=also)
+    through = settings.firehose_stream + (f" and {settings.kinesis_stream}" if also else "")
+    print(f"put {stats.events} events in {stats.batches} batches ({stats.bytes} bytes) through {through}")
     return 0

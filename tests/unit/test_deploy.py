@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from contrail import lifecycle
+from contrail import catalog, lifecycle
 from contrail.features import load_job_flow_config
 from contrail.settings import REPO_ROOT, load_settings
 from contrail.simulate import STREAM_PREFIX
@@ -153,6 +153,16 @@ def test_template_names_what_the_code_names() -> None:
     (expected,) = bootstrap.queue_policy("arn", BUCKET)["Statement"]
     assert (statement["Principal"], statement["Action"]) == (expected["Principal"], expected["Action"])
     assert set(bootstrap.STACK_OUTPUTS) <= set(template["Outputs"])
+    # the hot tier: the online store's table as the code creates it, the Kinesis stream by name
+    from contrail import online_store
+
+    table = res["OnlineFeatureStore"]["Properties"]
+    code_table = online_store.table_definition(settings.online_table)
+    assert name(table["TableName"]) == settings.online_table
+    assert (table["KeySchema"], table["AttributeDefinitions"], table["BillingMode"]) == (
+        code_table["KeySchema"], code_table["AttributeDefinitions"], code_table["BillingMode"])
+    assert table["TimeToLiveSpecification"] == {"AttributeName": catalog.ONLINE_EXPIRES, "Enabled": True}
+    assert name(res["FlightEventsLive"]["Properties"]["Name"]) == settings.kinesis_stream
 
 
 def test_the_workers_may_pass_only_the_emr_roles() -> None:
@@ -277,6 +287,10 @@ def test_deployed_stack_passes_bootstrap_check(deployed: dict[str, Any], tmp_pat
     assert f"export CONTRAIL_STREAM_QUEUE_URL={deployed['outputs']['QueueUrl']}" in script
     assert f"export CONTRAIL_EMR_SERVERLESS_APP_ID={app['applicationId']}" in script
     assert "export CONTRAIL_ENV=aws" in script
+    # the hot tier came from the stack itself (moto's CloudFormation creates both)
+    outputs = deployed["outputs"]
+    assert (outputs["OnlineTableName"], outputs["KinesisStreamName"]) == (
+        f"{BUCKET}-online-features", f"{BUCKET}-flight-events-live")
 
 
 def test_check_reports_drift(deployed: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -294,6 +308,7 @@ def test_check_reports_drift(deployed: dict[str, Any], capsys: pytest.CaptureFix
     assert any("lifecycle" in p or "NoSuchLifecycleConfiguration" in p for p in problems), problems
     assert any("allows iam:PassRole" in p and "broader" in p for p in problems), problems
     assert any("does not allow sqs:ReceiveMessage" in p for p in problems), problems
+    assert any("does not allow dynamodb:BatchGetItem" in p for p in problems), problems
     assert _cli("--check") == 1
 
 
@@ -334,6 +349,18 @@ def test_stream_dags_parse_on_aws_without_the_queue_url(monkeypatch: pytest.Monk
     assert not bag.import_errors, bag.import_errors
     assert {"stream_scoring", "stream_sweep", "compaction"} <= set(bag.dag_ids)
     assert _stream_asset(bag).watchers == []  # the sweep alone keeps the stream scored
+
+
+@pytest.mark.parametrize("source", ["firehose", "kinesis"])
+def test_the_stream_source_switch_schedules_one_source(monkeypatch: pytest.MonkeyPatch, source: str) -> None:
+    bag = _stream_dags(monkeypatch, {"CONTRAIL_ENV": "local", "CONTRAIL_STREAM_SOURCE": source})
+    assert not bag.import_errors, bag.import_errors
+    kinesis, sweep = bag.dags["stream_kinesis"], bag.dags["stream_sweep"]
+    watched = bool(_stream_asset(bag).watchers)
+    if source == "kinesis":
+        assert kinesis.schedule is not None and sweep.schedule is None and not watched
+    else:
+        assert kinesis.schedule is None and sweep.schedule is not None and watched
 
 
 def test_stream_dags_watch_the_stack_queue_when_known(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -379,3 +406,12 @@ def test_local_bootstrap_then_check(emulator_url: str, capsys: pytest.CaptureFix
     s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={})
     assert any("no s3:ObjectCreated:* notification for stream/" in p for p in bootstrap.check(settings))
     assert _cli() == 0 and bootstrap.check(settings) == []  # bootstrap is idempotent and repairs it
+    assert (identifiers["online_table"], identifiers["kinesis_stream"]) == (settings.online_table,
+                                                                           settings.kinesis_stream)
+    dynamodb = bootstrap.lake.client("dynamodb", settings)
+    dynamodb.update_time_to_live(TableName=settings.online_table, TimeToLiveSpecification={
+        "Enabled": False, "AttributeName": catalog.ONLINE_EXPIRES})
+    assert any("TTL is not enabled" in p for p in bootstrap.check(settings))
+    dynamodb.delete_table(TableName=settings.online_table)
+    assert any(p.startswith("online store: ResourceNotFoundException") for p in bootstrap.check(settings))
+    assert _cli() == 0 and bootstrap.check(settings) == []

@@ -15,7 +15,7 @@ from contrail.settings import REPO_ROOT
 from contrail.stack import dist
 
 EXPECTED_DAGS = {"landing_flights", "landing_weather", "quality", "features", "training", "scoring",
-                 "stream_scoring", "stream_sweep", "compaction"}
+                 "stream_scoring", "stream_sweep", "stream_kinesis", "compaction"}
 
 
 @pytest.fixture(scope="module")

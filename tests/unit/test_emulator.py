@@ -71,3 +71,40 @@ def test_fast_timestamps_serialise_as_botocore_did():
         assert stamp._convert_timestamp_to_str("2026-12-02T00:56:35.519000Z", "iso8601") == "2026-12-02T00:56:35.519000Z"
     finally:
         serialize.parse_to_aware_datetime = original
+
+
+def test_the_snapshot_keeps_the_hot_tier_store_items_and_stream_positions(monkeypatch):
+    """Stop/start of the emulator (snapshot, fresh backends, restore) loses no online-store item
+    and no Kinesis record or position: a consumer resumes after its checkpointed sequence number."""
+    import boto3
+    from moto import mock_aws
+
+    from contrail import catalog, online_store
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    assert {"dynamodb", "kinesis"} <= set(emulator.SERVICES)
+    emulator._register_lock_pickling()
+    item = {**catalog.online_key("carrier#UA", "2013-01-02"), "token": {"S": "t"}, "carrier_ontime_7d": {"N": "0.5"}}
+    with mock_aws():
+        dynamodb, kinesis = boto3.client("dynamodb"), boto3.client("kinesis")
+        online_store.ensure_table(dynamodb, "t-online")
+        dynamodb.put_item(TableName="t-online", Item=item)
+        kinesis.create_stream(StreamName="t-live", ShardCount=1)
+        sequences = [kinesis.put_record(StreamName="t-live", Data=f"{i}\n".encode(), PartitionKey="k")["SequenceNumber"]
+                     for i in range(3)]
+        blob = pickle.dumps(emulator.snapshot_state(), protocol=pickle.HIGHEST_PROTOCOL)
+    with mock_aws():  # a new process: empty backends until the snapshot is restored
+        dynamodb, kinesis = boto3.client("dynamodb"), boto3.client("kinesis")
+        assert dynamodb.list_tables()["TableNames"] == []
+        assert emulator.restore_state(pickle.loads(blob)) > 0
+        assert dynamodb.get_item(TableName="t-online", Key=catalog.online_key("carrier#UA", "2013-01-02"))["Item"] == item
+        assert dynamodb.describe_time_to_live(TableName="t-online")["TimeToLiveDescription"]["TimeToLiveStatus"] == "ENABLED"
+        (shard,) = kinesis.list_shards(StreamName="t-live")["Shards"]
+        iterator = kinesis.get_shard_iterator(StreamName="t-live", ShardId=shard["ShardId"],
+                                              ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                                              StartingSequenceNumber=sequences[0])["ShardIterator"]
+        records = kinesis.get_records(ShardIterator=iterator)["Records"]
+        assert [r["Data"] for r in records] == [b"1\n", b"2\n"]
+        assert kinesis.put_record(StreamName="t-live", Data=b"3\n", PartitionKey="k")["SequenceNumber"] > sequences[-1]

@@ -35,10 +35,19 @@ def test_aws_has_no_emulator_and_spark_remote_only_when_configured():
     ({"CONTRAIL_SPARK_CONNECT_PORT": "x"}, "CONTRAIL_SPARK_CONNECT_PORT must be an integer port"),
     ({"CONTRAIL_STREAM_DRAIN_IDLE_S": "soon"}, "CONTRAIL_STREAM_DRAIN_IDLE_S must be a number"),
     ({"CONTRAIL_STREAM_DRAIN_IDLE_S": "-1"}, "must be >= 0"),
+    ({"CONTRAIL_STREAM_SOURCE": "kafka"}, "CONTRAIL_STREAM_SOURCE must be 'firehose' or 'kinesis'"),
+    ({"CONTRAIL_ONLINE_TTL_DAYS": "long"}, "CONTRAIL_ONLINE_TTL_DAYS must be a number of days"),
 ])
 def test_bad_values_name_the_variable(environ, message):
     with pytest.raises(ValueError, match=message):
         load_settings(environ)
+
+
+def test_the_hot_tier_is_named_after_the_bucket_and_firehose_is_the_default_source():
+    cfg = load_settings({"CONTRAIL_BUCKET": "lake-x"})
+    assert (cfg.online_table, cfg.kinesis_stream, cfg.stream_source) == (
+        "lake-x-online-features", "lake-x-flight-events-live", "firehose")
+    assert load_settings({"CONTRAIL_STREAM_SOURCE": "kinesis"}).stream_source == "kinesis"
 
 
 def test_draining_can_be_turned_off():

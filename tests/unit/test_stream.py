@@ -242,7 +242,7 @@ def put(s3, name: str, payload: bytes) -> str:
 
 def run(s3, keys, spark) -> dict:
     return ledger.process_keys(s3, BUCKET, keys, scorer=SCORER, processed_time=PROCESSED, spark=spark,
-                               batch=lookups.BatchFeatures(s3, BUCKET, FEATURE_SET))
+                               lookups=lookups.BatchFeatures(s3, BUCKET, FEATURE_SET))
 
 
 def predictions(s3) -> pd.DataFrame:
@@ -472,7 +472,7 @@ def test_the_ledger_survives_a_crash_at_every_write(s3, spark):
 
     def step(client, bucket):
         return ledger.process_keys(client, bucket, state["keys"], scorer=SCORER, processed_time=PROCESSED,
-                                   spark=spark, batch=lookups.BatchFeatures(client, bucket, FEATURE_SET))
+                                   spark=spark, lookups=lookups.BatchFeatures(client, bucket, FEATURE_SET))
 
     # claims, predictions, day index, dead letter and ledger entries of two objects
     assert crash_at_every_write(setup, step, _per_object_predictions) >= 8

@@ -1,7 +1,8 @@
 """Create (locally) or find (on AWS) what the lake needs before anything runs, and check it.
 
 Local (``CONTRAIL_ENV=local``): create the bucket, its tiers, the stream queue, the ``stream/``
--> SQS notification and the Firehose delivery stream on the emulator. Idempotent.
+-> SQS notification, the Firehose delivery stream, the online store's table and the Kinesis
+stream (:mod:`contrail.stack.hot_tier`) on the emulator. Idempotent.
 
 AWS: the resources are the CloudFormation stack ``settings.stack_name`` (``deploy/contrail.yaml``);
 :func:`bootstrap` reads its outputs (queue URL, role ARNs, application id) with DescribeStacks,
@@ -22,6 +23,7 @@ from typing import Any, Iterable, Mapping
 
 from contrail import catalog, lake
 from contrail.settings import Settings
+from contrail.stack import hot_tier
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 STACK_OUTPUTS: tuple[str, ...] = (
     "BucketName", "QueueUrl", "QueueArn", "DeadLetterQueueUrl", "FirehoseStreamName", "FirehoseRoleArn",
     "EmrServiceRoleArn", "EmrInstanceProfile", "EmrSecurityConfiguration", "EmrServerlessApplicationId",
-    "EmrServerlessJobRoleArn", "WorkerPolicyArn", "WorkerRoleArn",
+    "EmrServerlessJobRoleArn", "WorkerPolicyArn", "WorkerRoleArn", "OnlineTableName", "KinesisStreamName",
 )
 SERVERLESS_APPLICATION_NAME = "contrail-features"
 NOTIFICATION_ID = "stream-object-created"
@@ -116,8 +118,10 @@ def _bootstrap_local(settings: Settings) -> dict[str, str]:
         # the emulator does not assume the role; it only needs a well-formed ARN in its account
         role_arn=f"arn:aws:iam::{account_of(queue_arn)}:role/{settings.bucket}-firehose",
     )
+    hot = hot_tier.ensure(settings)
     return {"bucket": settings.bucket, "stream_queue_url": queue_url,
-            "firehose_stream": settings.firehose_stream}
+            "firehose_stream": settings.firehose_stream, "online_table": hot["OnlineTableName"],
+            "kinesis_stream": hot["KinesisStreamName"]}
 
 
 # --------------------------------------------------------------------------- aws: the stack
@@ -179,6 +183,7 @@ def _bootstrap_aws(settings: Settings) -> dict[str, str]:
                            bucket_arn=f"arn:aws:s3:::{outputs['BucketName']}",
                            role_arn=outputs["FirehoseRoleArn"])
     outputs["FirehoseStreamName"] = stream
+    outputs.update(hot_tier.ensure(settings, outputs))
     if "EmrServerlessApplicationId" not in outputs:
         outputs["EmrServerlessApplicationId"] = ensure_serverless_application(
             lake.client("emr-serverless", settings), _job_flow_config(settings)["ReleaseLabel"])
@@ -273,13 +278,14 @@ def worker_permissions(outputs: Mapping[str, str], *, region: str,
             *((a, f"{app}/jobruns/00000000") for a in ("emr-serverless:GetJobRun",
                                                         "emr-serverless:CancelJobRun")),
             ("logs:PutLogEvents", f"arn:{partition}:logs:{region}:{account}:log-group:airflow-contrail-Task:*")]
+    hot_must, hot_must_not = hot_tier.worker_permissions(outputs, region=region, account=account, partition=partition)
     must_not = [("s3:GetObject", f"arn:{partition}:s3:::{bucket}-other/landing/x"),
                 ("s3:DeleteBucket", f"arn:{partition}:s3:::{bucket}"),
                 ("sqs:ReceiveMessage", f"arn:{partition}:sqs:{region}:{account}:{bucket}-other"),
                 ("iam:PassRole", f"arn:{partition}:iam::{account}:role/some-admin-role"),
                 ("iam:CreateRole", f"arn:{partition}:iam::{account}:role/x"),
                 ("firehose:DeleteDeliveryStream", firehose)]
-    return must, must_not
+    return must + hot_must, must_not + hot_must_not
 
 
 # --------------------------------------------------------------------------- check
@@ -405,12 +411,14 @@ def check(settings: Settings, outputs: Mapping[str, str] | None = None) -> list[
         problems += _problems_of("bucket", lambda: _check_bucket(s3, settings.bucket, arn, hardened=False))
         problems += _problems_of("queue", lambda: _check_queue(sqs, url, arn, settings.bucket, dead_letter=False))
         problems += _problems_of("firehose", lambda: _check_stream(firehose, settings.firehose_stream, settings.bucket))
+        problems += hot_tier.check(settings, None, _problems_of)
         return problems
     if outputs is None:
         outputs = stack_outputs(lake.client("cloudformation", settings), settings.stack_name)
     outputs = dict(outputs)
     # a stack that could not hold these (an emulator's) leaves them to bootstrap: find them by name
     outputs.setdefault("FirehoseStreamName", settings.firehose_stream)
+    outputs = {**hot_tier.names_of(settings, outputs), **outputs}
     if "EmrServerlessApplicationId" not in outputs:
         found = find_serverless_application(lake.client("emr-serverless", settings))
         if found:
@@ -431,6 +439,7 @@ def check(settings: Settings, outputs: Mapping[str, str] | None = None) -> list[
     problems += _problems_of("bucket", lambda: _check_bucket(s3, bucket, arn, hardened=True))
     problems += _problems_of("queue", lambda: _check_queue(sqs, outputs["QueueUrl"], arn, bucket, dead_letter=True))
     problems += _problems_of("firehose", lambda: _check_stream(firehose, outputs["FirehoseStreamName"], bucket))
+    problems += hot_tier.check(settings, outputs, _problems_of)
     problems += _problems_of("emr", lambda: _check_emr(iam, emr, config, outputs))
     problems += _problems_of("emr-serverless", lambda: _check_serverless(
         lake.client("emr-serverless", settings), iam, outputs, config["ReleaseLabel"]))

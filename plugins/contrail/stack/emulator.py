@@ -2,8 +2,8 @@
 
 moto keeps its state in memory only. This process serves moto's WSGI app on loopback and
 snapshots the backends of the services contrail uses (S3, SQS, Firehose, EMR, EMR
-Serverless, IAM, STS) to one pickle file: after every burst of mutating requests (debounced)
-and on SIGTERM/SIGINT. On start the snapshot is restored, so ``make down`` / ``make up``
+Serverless, IAM, STS, and the hot tier's DynamoDB and Kinesis) to one pickle file: after
+every burst of mutating requests (debounced) and on SIGTERM/SIGINT. On start the snapshot is restored, so ``make down`` / ``make up``
 keeps the lake, the queues and the clusters.
 
 The snapshot is the emulator's own state file under ``.contrail/``; it is never shipped or
@@ -26,7 +26,8 @@ from typing import Any, Callable, Iterable
 
 log = logging.getLogger("contrail.emulator")
 
-SERVICES: tuple[str, ...] = ("s3", "sqs", "firehose", "emr", "emr-serverless", "iam", "sts", "logs")
+SERVICES: tuple[str, ...] = ("s3", "sqs", "firehose", "emr", "emr-serverless", "iam", "sts", "logs",
+                             "dynamodb", "kinesis")
 MUTATING = frozenset({"PUT", "POST", "DELETE", "PATCH"})
 
 

@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from contrail import catalog, connections, lake
+from contrail import catalog, connections, lake, online_store
 from contrail.reruns import PENDING, Rerun
 from contrail.settings import DATASETS
 
@@ -217,9 +217,12 @@ def publish_task(planned: dict, context: dict, **run_info: Any) -> dict:
     cfg = connections.settings()
     outcome = audit_and_publish(connections.s3(), cfg.bucket, planned, feature_set=cfg.feature_set,
                                 gate_factory=QualityGate)
+    online = online_store.refresh(connections.s3(), connections.aws_client("dynamodb"), cfg.bucket,
+                                  table=cfg.online_table, feature_set=cfg.feature_set,
+                                  changed=sorted(outcome["rows"]), ttl_days=cfg.online_ttl_days)
     extra = {"feature_set": cfg.feature_set, "dates": sorted(outcome["rows"]), "rows": outcome["rows"],
              "warnings": outcome["warnings"], "job_version": planned["job_version"],
-             "build": planned["build"], "plan_uri": planned["plan_uri"],
+             "build": planned["build"], "plan_uri": planned["plan_uri"], "online_store": online,
              "rerun": planned.get("rerun") or Rerun().as_dict(), **run_info}
     context["outlet_events"][assets.features()].extra = extra
     if outcome["failed"]:

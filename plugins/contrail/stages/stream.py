@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from contrail.stream.compaction import compact_day
 from contrail.stream.events import keys_from_asset_events
 from contrail.stream.ledger import Drain, Scorer, drain, merge_summaries, process_keys, unledgered, unprocessed
-from contrail.stream.lookups import BatchFeatures, stream_spark
+from contrail.online_store import OnlineFeatures
+from contrail.stream.lookups import stream_spark
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -54,7 +55,7 @@ def process_from_context(context: dict, *, mode: str) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowSkipException
 
     from contrail import assets
-    from contrail.connections import s3, settings
+    from contrail.connections import aws_client, s3, settings
 
     started = _utcnow()
     cfg, client = settings(), s3()
@@ -81,10 +82,11 @@ def process_from_context(context: dict, *, mode: str) -> dict[str, Any]:
             if scorer is None:
                 # nothing is ledgered: the sweep scores these objects once a champion exists
                 raise AirflowSkipException(f"no champion registered for {cfg.model_name} yet")
-            batch = BatchFeatures(client, cfg.bucket, cfg.feature_set)
+            # the hot tier: one BatchGetItem per micro-batch, no S3 read of feature partitions
+            online = OnlineFeatures(aws_client("dynamodb"), cfg.online_table)
 
             def process(some: list[str]) -> dict[str, Any]:
-                return process_keys(client, cfg.bucket, some, scorer=scorer, batch=batch,
+                return process_keys(client, cfg.bucket, some, scorer=scorer, lookups=online,
                                     processed_time=_wall_clock, spark=session.result())
 
             summary = process(keys)
@@ -99,6 +101,52 @@ def process_from_context(context: dict, *, mode: str) -> dict[str, Any]:
             if session.exception() is None:
                 session.result().stop()  # a Connect session is released on the server
     summary["mode"] = mode
+    context["outlet_events"][assets.predictions()].extra = {"model_name": cfg.model_name, "stream": summary}
+    return summary
+
+
+def consume_kinesis_from_context(context: dict) -> dict[str, Any]:
+    """The Kinesis source's task: micro-batches from every shard after its checkpoint, scored
+    like Firehose objects, until no record came for ``stream_drain_idle_s`` (or ``Drain.max_s``)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from contrail import assets
+    from contrail.connections import aws_client, s3, settings
+    from contrail.stream import kinesis
+
+    cfg, client, stream = settings(), s3(), aws_client("kinesis")
+    policy = Drain(idle_s=cfg.stream_drain_idle_s)
+    with ThreadPoolExecutor(1, thread_name_prefix="contrail-spark-start") as pool:
+        session = pool.submit(stream_spark, cfg.spark_remote)
+        try:
+            scorer = _champion_scorer()
+            if scorer is None:
+                raise AirflowSkipException(f"no champion registered for {cfg.model_name} yet")
+            online = OnlineFeatures(aws_client("dynamodb"), cfg.online_table)
+
+            def process(keys: list[str]) -> dict[str, Any]:
+                return process_keys(client, cfg.bucket, keys, scorer=scorer, lookups=online,
+                                    processed_time=_wall_clock, spark=session.result())
+
+            summary: dict[str, Any] | None = None
+            started = last_new = time.monotonic()
+            while True:
+                got = kinesis.consume(client, cfg.bucket, stream, cfg.kinesis_stream, process=process)
+                now = time.monotonic()
+                if got is not None:
+                    got.pop("kinesis")
+                    summary = got if summary is None else merge_summaries(summary, got)
+                    last_new = now
+                elif now - last_new >= policy.idle_s or now - started >= policy.max_s:
+                    break
+                else:
+                    time.sleep(policy.poll_s)
+        finally:
+            if session.exception() is None:
+                session.result().stop()
+    if summary is None:
+        raise AirflowSkipException(f"no new record on {cfg.kinesis_stream}")
+    summary["mode"] = "kinesis"
     context["outlet_events"][assets.predictions()].extra = {"model_name": cfg.model_name, "stream": summary}
     return summary
 

@@ -42,7 +42,16 @@ Compaction (:func:`compact_day`) merges a day's events (by event day, through th
 ``days/`` index) into ``warm/stream/flights/dt=…/part-00000.parquet``: same inputs, same
 bytes; the Firehose originals are never touched.
 
+On the hot path these look-ups come from the online feature store
+(:mod:`contrail.online_store`: DynamoDB, one BatchGetItem per micro-batch), which holds exactly
+what the partitions give; :class:`.lookups.BatchFeatures` reads the partitions themselves and is
+the reference the store is tested against.
+
+Sources: Firehose objects (above), or a Kinesis Data Stream (:mod:`.kinesis`: per shard, a batch
+object per first sequence number, then the same ``process_keys``, then the checkpoint);
+``settings.stream_source`` picks one.
+
 Modules: :mod:`.events` (the record contract, pure), :mod:`.lookups` (features),
-:mod:`.ledger` (exactly-once processing), :mod:`.compaction` (the warm tier); the Airflow edge
-is :mod:`contrail.stages.stream`.
+:mod:`.ledger` (exactly-once processing), :mod:`.kinesis` (the Kinesis source),
+:mod:`.compaction` (the warm tier); the Airflow edge is :mod:`contrail.stages.stream`.
 """

@@ -24,7 +24,7 @@ from contrail.stream.events import (
     event_day,
     parse_object,
 )
-from contrail.stream.lookups import BatchFeatures, stream_features
+from contrail.stream.lookups import FeatureLookups, stream_features
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -185,7 +185,7 @@ def _repeats(keys: Sequence[str]) -> list[str]:
     return repeats
 
 
-def process_keys(s3: "S3Client", bucket: str, keys: Iterable[str], *, scorer: Scorer, batch: BatchFeatures,
+def process_keys(s3: "S3Client", bucket: str, keys: Iterable[str], *, scorer: Scorer, lookups: FeatureLookups,
                  processed_time: str | Callable[[], str], spark=None) -> dict[str, Any]:
     """Score every Firehose object in ``keys`` exactly once; returns a summary for the asset event.
 
@@ -215,7 +215,7 @@ def process_keys(s3: "S3Client", bucket: str, keys: Iterable[str], *, scorer: Sc
         events = [dict(e, _object_key=item.key) for item in claimed for e in item.events]
         by_object: dict[str, Any] = {}
         if events:
-            features = stream_features(events, batch, spark)
+            features = stream_features(events, lookups, spark)
             preds = scoring.score(scorer.model, features, model_name=scorer.model_name,
                                   model_version=scorer.model_version, run_id=scorer.run_id,
                                   threshold=scorer.threshold)

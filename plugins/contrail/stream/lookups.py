@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
 
 from contrail import catalog
 
@@ -173,13 +173,13 @@ def latest_weather(history: "pd.DataFrame", day: date) -> "pd.DataFrame":
     return latest.rename(columns={"time_hour": "weather_hour"}).reset_index(drop=True)
 
 
-def join_batch_lookups(schedule: "pd.DataFrame", history: "pd.DataFrame | None",
-                       features_dt: str | None, day: date | None = None) -> "pd.DataFrame":
-    """Add trailing and weather columns known before the events' day ``day`` (pure).
-
-    ``history``: published feature rows of days before ``day`` (see the module doc);
-    ``features_dt``: the latest of those days, recorded on each row. Numeric features are
-    float64, as the model's signature expects.
+def join_lookups(schedule: "pd.DataFrame", trailing: Mapping[str, "pd.DataFrame"] | None,
+                 weather: "pd.DataFrame | None", features_dt: str | None) -> "pd.DataFrame":
+    """Add the looked-up columns to schedule rows (pure): ``trailing`` is, per trailing key, one
+    row per key value with its trailing columns; ``weather`` one row per ``origin`` with the
+    weather columns; ``features_dt`` is recorded on each row. Keys absent stay null. Numeric
+    features are float64, as the model's signature expects. Both look-up sources (published
+    partitions, the online store) end here, so they join the same way.
     """
     import numpy as np
     import pandas as pd
@@ -188,14 +188,27 @@ def join_batch_lookups(schedule: "pd.DataFrame", history: "pd.DataFrame | None",
 
     out = schedule.copy()
     out["time_hour"] = _utc_naive(out["time_hour"])
-    if history is not None and len(history) and day is not None:
-        for key, per_key in trailing_from_history(history, day).items():
-            out = out.merge(per_key, on=key, how="left")
-        out = out.merge(latest_weather(history, day).drop(columns="weather_hour"), on="origin", how="left")
+    for key, per_key in (trailing or {}).items():
+        out = out.merge(per_key, on=key, how="left")
+    if weather is not None:
+        out = out.merge(weather, on="origin", how="left")
     for col in NUMERIC_FEATURES:
         out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64") if col in out else np.nan
     out["features_dt"] = features_dt
     return out
+
+
+def join_batch_lookups(schedule: "pd.DataFrame", history: "pd.DataFrame | None",
+                       features_dt: str | None, day: date | None = None) -> "pd.DataFrame":
+    """Add trailing and weather columns known before the events' day ``day`` (pure).
+
+    ``history``: published feature rows of days before ``day`` (see the module doc);
+    ``features_dt``: the latest of those days, recorded on each row.
+    """
+    if history is not None and len(history) and day is not None:
+        return join_lookups(schedule, trailing_from_history(history, day),
+                            latest_weather(history, day).drop(columns="weather_hour"), features_dt)
+    return join_lookups(schedule, None, None, features_dt)
 
 
 def history_days(published: Iterable[date], day: date, lookback_days: int) -> list[date]:
@@ -204,9 +217,20 @@ def history_days(published: Iterable[date], day: date, lookback_days: int) -> li
     return sorted(d for d in published if day - timedelta(days=lookback_days) <= d < day)
 
 
+class FeatureLookups(Protocol):
+    """Where a micro-batch's trailing rates and weather come from: the online store
+    (:class:`contrail.online_store.OnlineFeatures`, the hot path) or the published partitions
+    (:class:`BatchFeatures`, the reference it must equal)."""
+
+    def join(self, schedule: "pd.DataFrame") -> "pd.DataFrame":
+        """``schedule`` rows (any event days) with the looked-up columns and ``features_dt``."""
+        ...
+
+
 class BatchFeatures:
     """Reads (once per task) the published batch partitions the look-ups come from: for events
-    of day D, those of D-28 .. D-1 (never D itself, which in real time does not exist yet)."""
+    of day D, those of D-28 .. D-1 (never D itself, which in real time does not exist yet).
+    Reads whole Parquet partitions from S3: the reference for the online store, not the hot path."""
 
     def __init__(self, s3: "S3Client", bucket: str, feature_set: str):
         self.s3, self.bucket, self.feature_set = s3, bucket, feature_set
@@ -235,17 +259,20 @@ class BatchFeatures:
             return None, None
         return chosen[-1].isoformat(), pd.concat(frames, ignore_index=True)
 
+    def join(self, schedule: "pd.DataFrame") -> "pd.DataFrame":
+        import pandas as pd
 
-def stream_features(events: Sequence[Mapping[str, Any]], batch: BatchFeatures, spark=None) -> "pd.DataFrame":
+        parts = []
+        for day, rows in schedule.groupby("dt", sort=True):
+            features_dt, history = self.for_day(day)
+            parts.append(join_batch_lookups(rows, history, features_dt, date.fromisoformat(day)))
+        return pd.concat(parts, ignore_index=True) if parts else join_batch_lookups(schedule, None, None)
+
+
+def stream_features(events: Sequence[Mapping[str, Any]], lookups: FeatureLookups, spark=None) -> "pd.DataFrame":
     """Feature rows (``flights_v1`` columns the model needs, plus ``event_id``) for valid events."""
-    import pandas as pd
-
     schedule = schedule_frame(events, spark)
     schedule["event_id"] = [e["event_id"] for e in events]  # same order: one row per event
     schedule["event_time"] = [e["event_time"] for e in events]
     schedule["object_key"] = [e.get("_object_key") for e in events]
-    parts = []
-    for day, rows in schedule.groupby("dt", sort=True):
-        features_dt, history = batch.for_day(day)
-        parts.append(join_batch_lookups(rows, history, features_dt, date.fromisoformat(day)))
-    return pd.concat(parts, ignore_index=True) if parts else join_batch_lookups(schedule, None, None)
+    return lookups.join(schedule)
