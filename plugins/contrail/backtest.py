@@ -162,4 +162,6 @@ def log_backtest(*, run_name: str, tags: Mapping[str, str], params: Mapping[str,
         mlflow.log_figure(auc_figure(table, mean_auc), PLOT_ARTIFACT)
         return {"run_id": parent.info.run_id, "child_run_ids": children,
                 "mean_test_roc_auc": None if math.isnan(mean_auc) else mean_auc,
-                "weeks": table.to_dict(orient="records")}
+                # strict JSON (the task's XCom goes through Airflow's API): no NaN
+                "weeks": [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+                          for row in table.to_dict(orient="records")]}
