@@ -536,6 +536,13 @@ class QualityGate:
         log.info("%s", report.summary())
         return report
 
+    def validate_many(
+        self, partitions: Sequence[tuple[pd.DataFrame, date, int]], *, suite: str, dataset: str
+    ) -> list[QualityReport]:
+        """Validate several partition versions of one dataset; one report each, in order."""
+        return [self.validate(df, suite=suite, dataset=dataset, dt=dt, version=version)
+                for df, dt, version in partitions]
+
     def build_data_docs(self) -> Path:
         """Render the Data Docs site for every validation this gate ran; returns the site dir."""
         self.context.build_data_docs(site_names=["contrail"])
