@@ -454,6 +454,7 @@ class QualityGate:
         self._docs_dir = Path(docs_dir) if docs_dir is not None else None
         self._validations: dict[tuple[str, str], Any] = {}
         self._suites: dict[str, Any] = {}
+        # batched partitions' results, put in GX's store when the Data Docs are built
         self._docs_pending: list[tuple[str, str, Any, dict[str, Any]]] = []
         self.reports: list[QualityReport] = []
 
@@ -547,27 +548,10 @@ class QualityGate:
         log.info("%s", report.summary())
         return report
 
-    def _defer_docs(self, suite: str, run_name: str, run_time: Any, result_json: dict[str, Any]) -> None:
-        """Keep a batched partition's result for its Data Docs page (stored when the site is built)."""
-        self._docs_pending.append((suite, run_name, run_time, result_json))
-
     def _store_deferred(self) -> None:
-        """Put the batched partitions' results in GX's results store, as a validation run would."""
-        from great_expectations.core.run_identifier import RunIdentifier
-        from great_expectations.data_context.types.resource_identifiers import (
-            ExpectationSuiteIdentifier,
-            ValidationResultIdentifier,
-        )
+        from contrail.quality_batch import store_results
 
-        store = self.context.validation_results_store
-        for suite, run_name, run_time, result_json in self._docs_pending:
-            batch_id = result_json["results"][0]["expectation_config"]["kwargs"].get("batch_id")
-            key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite),
-                                             run_id=RunIdentifier(run_name=run_name, run_time=run_time),
-                                             batch_identifier=batch_id)
-            # the JSON the store itself writes for a result (its serialize step), built without
-            # the round trip through GX's result objects
-            store.store_backend.set(store.key_to_tuple(key), json.dumps(result_json, indent=2, sort_keys=True))
+        store_results(self.context.validation_results_store, self._docs_pending)
         self._docs_pending.clear()
 
     def validate_many(

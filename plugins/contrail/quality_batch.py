@@ -152,10 +152,11 @@ def _map_results(chunk: _Chunk, kind: str, config: dict[str, Any], batch: dict[s
             raise _Attribution(f"{kind}: {len(index)} unexpected rows indexed, {res.get('unexpected_count')} counted")
         # GX lists at most 200 unexpected values over the batch; the index is complete, and the
         # values a partition's result shows are its own first ones, read back from its rows
-        values = chunk.frame[kwargs["column"]].iloc[index].tolist() if kind in _COLUMN_MAP else [None] * len(index)
+        values = (chunk.frame[kwargs["column"]].iloc[index].tolist() if kind in _COLUMN_MAP | _NULL_MAP
+                  else [None] * len(index))
         for row, value in zip(index, values):
             unexpected_by.setdefault(int(chunk.owner[row]), []).append(value)
-        if kind not in _COLUMN_MAP:  # a broken null or pair rule: GX judges that partition alone
+        if kind in _PAIR_MAP:  # a broken pair rule: GX judges that partition alone
             dirty.update(unexpected_by)
     mostly = kwargs.get("mostly", 1.0)
     out: list[dict[str, Any] | None] = []
@@ -170,9 +171,11 @@ def _map_results(chunk: _Chunk, kind: str, config: dict[str, Any], batch: dict[s
             continue
         unexpected = unexpected_by.get(p, [])
         nonnull = None if missing_counts is None else int(elements[p] - missing_counts[p])
-        # ColumnMapExpectation._validate: vacuously true without rows, else the ``mostly`` share
-        success = (not unexpected or not elements[p] or not nonnull
-                   or _mostly_success(nonnull, len(unexpected), mostly))
+        if kind in _NULL_MAP:  # their own _validate: the share of all rows in the domain
+            success = not elements[p] or (elements[p] - len(unexpected)) / elements[p] >= mostly
+        else:  # ColumnMapExpectation._validate: vacuously true without rows, else the ``mostly`` share
+            success = (not unexpected or not elements[p] or not nonnull
+                       or _mostly_success(nonnull, len(unexpected), mostly))
         out.append(_format_map_output(
             result_format=parse_result_format(RESULT_FORMAT), success=success,
             element_count=int(elements[p]), nonnull_count=nonnull,
@@ -316,8 +319,8 @@ def _validate_together(gate: "QualityGate", frames: list[pd.DataFrame],
         result_json = {**batch_json, "success": successes == len(results), "results": results, "meta": meta,
                        "statistics": {"evaluated_expectations": len(results), "successful_expectations": successes,
                                       "unsuccessful_expectations": len(results) - successes,
-                                      "success_percent": 100.0 * successes / len(results) if results else None}}
-        gate._defer_docs(suite, run_name, now, result_json)
+                                      "success_percent": successes / len(results) * 100 if results else None}}
+        gate._docs_pending.append((suite, run_name, now, result_json))
         reports[p] = gate._report(report_from_result(result_json, dataset=dataset, dt=dt, version=version,
                                                      suite=suite, row_count=len(df)))
     return reports
@@ -332,4 +335,24 @@ def _clean_map(element_count: int, missing: int) -> dict[str, Any]:
     return {"success": out["success"], "result": out["result"]}
 
 
-__all__ = ["KNOWN", "RESULT_FORMAT", "schema", "validate_chunk"]
+def store_results(store: Any, pending: Sequence[tuple[str, str, Any, dict[str, Any]]]) -> None:
+    """Put batched partitions' results in GX's validation results store under the key a
+    validation run of that partition would use, so Data Docs renders one page for each."""
+    import json
+
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    for suite, run_name, run_time, result_json in pending:
+        batch_id = result_json["results"][0]["expectation_config"]["kwargs"].get("batch_id")
+        key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite),
+                                         run_id=RunIdentifier(run_name=run_name, run_time=run_time),
+                                         batch_identifier=batch_id)
+        # the JSON the store's own serialize step writes, without a round trip through GX objects
+        store.store_backend.set(store.key_to_tuple(key), json.dumps(result_json, indent=2, sort_keys=True))
+
+
+__all__ = ["KNOWN", "RESULT_FORMAT", "schema", "store_results", "validate_chunk"]
