@@ -26,7 +26,6 @@ Each partition still gets its own result, run name and Data Docs validation page
 
 from __future__ import annotations
 
-import copy
 import logging
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Sequence
