@@ -10,6 +10,12 @@ rebuilt and published to `quality/data-docs/` (URL in the task log). A pass writ
 `validated/<dataset>/dt=…/_pointer.json` and emits `validated_<dataset>`; a critical
 failure quarantines the partition with its failing expectations, and the `gate` task fails
 naming dataset, dt, version and every broken rule. Warnings are recorded, not blocking.
+
+Triggered with a range (`from_date`, `to_date`, `rebuild`, `reason`; see `contrail.reruns`)
+it re-validates that range: `changed` re-judges the days whose result records another suite
+version than the committed suite (plus pending ones), `all` every current version in range.
+A day that no longer passes loses its validated pointer and is quarantined; a day that now
+passes gets its pointer back. The `validated_<dataset>` event lists the re-judged days.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from datetime import datetime, timezone
 from airflow.sdk import DAG, task
 
 from contrail import assets
-from contrail.dag_defaults import DEFAULT_ARGS, TAGS
+from contrail.dag_defaults import DEFAULT_ARGS, TAGS, rerun_params
 from contrail.settings import DATASETS
 
 with DAG(
@@ -29,6 +35,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    params=rerun_params(),
     tags=[*TAGS, "quality"],
     doc_md=__doc__,
 ) as dag:

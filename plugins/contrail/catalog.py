@@ -45,6 +45,7 @@ from contrail import lake
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+    from contrail.reruns import Rerun
     from mypy_boto3_s3 import S3Client
 
 MANIFEST = "_manifest.json"
@@ -193,6 +194,39 @@ def pending_validation(manifest_keys: Iterable[str], result_keys: Iterable[str])
     done = result_versions(result_keys)
     return [PartitionVersion(dt, v) for dt, v in sorted(current_versions(manifest_keys).items())
             if (dt, v) not in done]
+
+
+def validation_plan(manifest_keys: Iterable[str], result_keys: Iterable[str], rerun: "Rerun", *,
+                    stale: Iterable[tuple[str, int]] = ()) -> tuple[list[PartitionVersion], list[PartitionVersion]]:
+    """What a quality run validates: ``(pending, again)``, each oldest first (pure).
+
+    ``pending`` are the current versions in the request's range without a result (for the
+    default request, every pending version: :func:`pending_validation`). ``again`` are the
+    current versions in range that were judged before and that the request re-validates:
+    ``all`` takes every one, ``changed`` those in ``stale`` (judged by another suite version),
+    ``pending`` none.
+    """
+    done = result_versions(result_keys)
+    stale_set = set(stale)
+    pending: list[PartitionVersion] = []
+    again: list[PartitionVersion] = []
+    for dt, version in sorted(current_versions(manifest_keys).items()):
+        if not rerun.covers(dt):
+            continue
+        if (dt, version) not in done:
+            pending.append(PartitionVersion(dt, version))
+        elif rerun.redoes(pending=False, changed=(dt, version) in stale_set):
+            again.append(PartitionVersion(dt, version))
+    return pending, again
+
+
+def judged_in_range(manifest_keys: Iterable[str], result_keys: Iterable[str],
+                    rerun: "Rerun") -> list[PartitionVersion]:
+    """Current versions in the request's range that already have a result (pure): the ones
+    whose stored ``suite_version`` a ``changed`` re-run compares."""
+    done = result_versions(result_keys)
+    return [PartitionVersion(dt, v) for dt, v in sorted(current_versions(manifest_keys).items())
+            if (dt, v) in done and rerun.covers(dt)]
 
 
 def data_docs_prefix(run_id: str | None = None) -> str:

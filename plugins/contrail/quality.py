@@ -58,6 +58,7 @@ OUTCOME_COLUMNS: tuple[str, ...] = ("dep_time", "dep_delay", "arr_time", "arr_de
 _LOCAL_TZ = "America/New_York"
 _TIME_HOUR_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _EXAMPLES = 5  # unexpected values kept per broken rule
+BATCH = 31  # partitions per GX validation in a catch-up: a month of days, bounded memory
 
 
 # --------------------------------------------------------------------------- parsing, prepare
@@ -390,6 +391,20 @@ def _rule_failure(result: dict[str, Any]) -> RuleFailure:
     )
 
 
+def report_from_result(result_json: dict[str, Any], *, dataset: str, dt: date, version: int, suite: str,
+                       row_count: int) -> QualityReport:
+    """The verdict a GX suite result (JSON) gives on one partition version."""
+    broken = [_rule_failure(r) for r in result_json["results"] if not r["success"]]
+    return QualityReport(
+        dataset=dataset, dt=dt, version=version, suite=suite,
+        passed=not any(f.severity == "critical" for f in broken),
+        row_count=row_count,
+        failures=tuple(f for f in broken if f.severity == "critical"),
+        warnings=tuple(f for f in broken if f.severity != "critical"),
+        result_json=result_json,
+    )
+
+
 # --------------------------------------------------------------------------- the gate
 
 def _register_custom_expectations() -> None:
@@ -439,6 +454,8 @@ class QualityGate:
         self._docs_dir = Path(docs_dir) if docs_dir is not None else None
         self._validations: dict[tuple[str, str], Any] = {}
         self._suites: dict[str, Any] = {}
+        # batched partitions' results, put in GX's store when the Data Docs are built
+        self._docs_pending: list[tuple[str, str, Any, dict[str, Any]]] = []
         self.reports: list[QualityReport] = []
 
     @cached_property
@@ -523,21 +540,36 @@ class QualityGate:
             run_id=RunIdentifier(run_name=validation_run_name(dataset, dt, version)),
         )
         result_json = _jsonable(result.to_json_dict())
-        broken = [_rule_failure(r) for r in result_json["results"] if not r["success"]]
-        report = QualityReport(
-            dataset=dataset, dt=dt, version=version, suite=suite,
-            passed=not any(f.severity == "critical" for f in broken),
-            row_count=len(df),
-            failures=tuple(f for f in broken if f.severity == "critical"),
-            warnings=tuple(f for f in broken if f.severity != "critical"),
-            result_json=result_json,
-        )
+        return self._report(report_from_result(result_json, dataset=dataset, dt=dt, version=version, suite=suite,
+                                               row_count=len(df)))
+
+    def _report(self, report: QualityReport) -> QualityReport:
         self.reports.append(report)
         log.info("%s", report.summary())
         return report
 
+    def _store_deferred(self) -> None:
+        from contrail.quality_batch import store_results
+
+        store_results(self.context.validation_results_store, self._docs_pending)
+        self._docs_pending.clear()
+
+    def validate_many(
+        self, partitions: Sequence[tuple[pd.DataFrame, date, int]], *, suite: str, dataset: str
+    ) -> list[QualityReport]:
+        """Validate several partition versions of one dataset; one report each, in order, each
+        the one :meth:`validate` gives. Chunks of :data:`BATCH` partitions share one GX
+        validation (see :mod:`contrail.quality_batch`)."""
+        from contrail.quality_batch import validate_chunk
+
+        reports: list[QualityReport] = []
+        for start in range(0, len(partitions), BATCH):
+            reports += validate_chunk(self, partitions[start:start + BATCH], suite=suite, dataset=dataset)
+        return reports
+
     def build_data_docs(self) -> Path:
         """Render the Data Docs site for every validation this gate ran; returns the site dir."""
+        self._store_deferred()
         self.context.build_data_docs(site_names=["contrail"])
         index = self.docs_dir / "index.html"
         if not index.exists():

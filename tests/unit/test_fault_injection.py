@@ -44,6 +44,9 @@ class DistanceGate:
         return QualityReport(dataset=dataset, dt=dt, version=version, suite=suite, passed=not bad,
                              row_count=len(df), failures=failures)
 
+    def validate_many(self, partitions, *, suite: str, dataset: str) -> list[QualityReport]:
+        return [self.validate(df, suite=suite, dataset=dataset, dt=dt, version=v) for df, dt, v in partitions]
+
     def build_data_docs(self) -> Path:
         return self.docs
 
@@ -129,6 +132,51 @@ def test_quality_survives_a_crash_at_every_write(moto_s3, new_lake, tmp_path):
 
     # a passing day: pointer, result; a failing day: quarantine copy, reason, result
     assert crash_at_every_write(fresh, step, _quality_view) == 5
+
+
+class DayGate(DistanceGate):
+    """Stand-in engine of a changed suite: the days in ``failing`` break a critical rule."""
+
+    def __init__(self, docs: Path, failing: set[date]):
+        super().__init__(docs)
+        self.failing = failing
+
+    def validate(self, df: pd.DataFrame, *, suite: str, dataset: str, dt: date, version: int) -> QualityReport:
+        failures = (RuleFailure("critical", "expect_day", (), "", why="a tightened rule"),) if dt in self.failing else ()
+        return QualityReport(dataset=dataset, dt=dt, version=version, suite=suite, passed=not failures,
+                             row_count=len(df), failures=failures)
+
+
+def _pointer_view(s3, bucket: str) -> dict[str, Any]:
+    """What features trusts: the validated pointer of each day."""
+    out = {}
+    for dt in DAYS:
+        pointer = catalog.validated_pointer_key("flights", dt)
+        out[dt.isoformat()] = lake.exists(s3, bucket, pointer) and lake.read_json(s3, bucket, pointer)["run_id"]
+    return out
+
+
+def test_a_re_validation_that_flips_both_verdicts_survives_a_crash_at_every_write(moto_s3, new_lake, tmp_path):
+    from contrail.reruns import ALL, Rerun
+
+    def fresh():
+        bucket = new_lake()
+        _landed(moto_s3, bucket)  # the first day passes, the second is quarantined
+        quality_stage.validate(moto_s3, bucket, dataset="flights", gate_factory=lambda: DistanceGate(tmp_path),
+                               run=quality_stage.QualityRun("quality", "run-1"))
+        return moto_s3, bucket
+
+    def step(s3, bucket):
+        quality_stage.validate(s3, bucket, dataset="flights", run=quality_stage.QualityRun("quality", "rerun-2"),
+                               gate_factory=lambda: DayGate(tmp_path, {DAYS[0]}),
+                               rerun=Rerun(first=DAYS[0], last=DAYS[1], rebuild=ALL, reason="tightened"))
+
+    # pass -> fail: withdraw the pointer, copy, reason, result; fail -> pass: remove the
+    # reason, then the copy, then the pointer and the result
+    assert crash_at_every_write(fresh, step, _pointer_view) == 8
+    s3, bucket = fresh()
+    step(s3, bucket)
+    assert _quality_view(s3, bucket) == {DAYS[0].isoformat(): (False, True), DAYS[1].isoformat(): (1, False)}
 
 
 def test_a_crash_between_verdict_and_result_leaves_the_partition_pending(moto_s3, new_lake, tmp_path):
