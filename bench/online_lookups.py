@@ -126,7 +126,7 @@ def run(day: date, hours: tuple[int, int] = (6, 12), every_min: int = 5) -> None
             for item in page["Items"]:
                 n_items += 1
                 n_bytes += item_bytes(item)
-                markers += item[catalog.ONLINE_ENTITY]["S"] == catalog.ONLINE_MARKER
+                markers += item[online_store.ONLINE_ENTITY]["S"] == online_store.ONLINE_MARKER
         print(f"online store for a year: {n_items} items ({markers} as-of markers), {n_bytes / 1e6:.1f} MB "
               f"by DynamoDB's item-size rules, {n_bytes / max(n_items, 1):.0f} B/item, "
               f"{(n_items - markers) / max(markers, 1):.0f} entities per as-of day")

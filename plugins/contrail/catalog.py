@@ -222,8 +222,7 @@ def validation_plan(manifest_keys: Iterable[str], result_keys: Iterable[str], re
 
 def judged_in_range(manifest_keys: Iterable[str], result_keys: Iterable[str],
                     rerun: "Rerun") -> list[PartitionVersion]:
-    """Current versions in the request's range that already have a result (pure): the ones
-    whose stored ``suite_version`` a ``changed`` re-run compares."""
+    """Current versions in range that have a result (pure): a ``changed`` re-run compares their suite."""
     done = result_versions(result_keys)
     return [PartitionVersion(dt, v) for dt, v in sorted(current_versions(manifest_keys).items())
             if (dt, v) in done and rerun.covers(dt)]
@@ -231,9 +230,7 @@ def judged_in_range(manifest_keys: Iterable[str], result_keys: Iterable[str],
 
 def data_docs_prefix(run_id: str | None = None) -> str:
     """The Data Docs site; each quality run's build is also kept under ``runs/<run>/``."""
-    if run_id is None:
-        return DATA_DOCS_PREFIX
-    return f"{DATA_DOCS_PREFIX}runs/{safe_segment(run_id)}/"
+    return DATA_DOCS_PREFIX if run_id is None else f"{DATA_DOCS_PREFIX}runs/{safe_segment(run_id)}/"
 
 
 def safe_segment(text: str) -> str:
@@ -584,28 +581,9 @@ def quarantine_zone(dataset: str) -> str:
     return f"{QUARANTINE_ROOT}{dataset}/"
 
 
-# --------------------------------------------------------------------------- online store (hot tier)
-# The DynamoDB table of trailing rates and weather the micro-batch path looks up (see
-# contrail.online_store). Its name comes from settings (``online_table``); its key layout is here.
-ONLINE_ENTITY = "entity"  # partition key: "<key name>#<value>", e.g. "route#EWR-IAH"
-ONLINE_ASOF = "asof"  # sort key: the day the values are known at the start of (YYYY-MM-DD)
-ONLINE_EXPIRES = "expires_at"  # TTL attribute (epoch seconds)
-ONLINE_MARKER = "_asof"  # entity of the marker item written last for each as-of day
-
-
-def online_entity(key: str, value: str) -> str:
-    return f"{key}#{value}"
-
-
-def online_key(entity: str, asof: date | str) -> dict[str, dict[str, str]]:
-    """The DynamoDB key (low-level attribute form) of one online item."""
-    return {ONLINE_ENTITY: {"S": entity}, ONLINE_ASOF: {"S": dt_str(asof)}}
-
-
 # --------------------------------------------------------------------------- Kinesis source
-# The Kinesis consumer keeps, per shard, each micro-batch of records it took (immutable, named by
-# the first sequence number, so a re-run after a crash takes the very same batch) and the
-# checkpoint: the last sequence number whose batch is ledgered (overwritten, written last).
+# Per shard: each micro-batch taken (immutable, named by its first sequence number, so a re-run
+# after a crash takes the same batch) and the checkpoint (overwritten, written last).
 KINESIS_LEDGER = f"{LEDGER_PREFIX}kinesis/"
 
 

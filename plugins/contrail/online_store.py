@@ -24,7 +24,8 @@ When the batch is behind (no marker for D yet), it falls back to the newest as-o
 (one Query, one more BatchGetItem): the rates are then those as of that day, ``features_dt``
 says which.
 
-The table's name is ``settings.online_table``; its key layout is :mod:`contrail.catalog`'s.
+The table's name is ``settings.online_table``; its key layout is below (the lake catalog's keys
+are S3 keys; this table is not in the lake).
 """
 
 from __future__ import annotations
@@ -49,6 +50,21 @@ WRITE_BATCH = 25  # BatchWriteItem's limit
 KEY_BATCH = 100  # BatchGetItem's limit
 Item = dict[str, dict[str, Any]]  # DynamoDB's low-level attribute form
 
+# The table's key layout (its name comes from settings: ``online_table``).
+ONLINE_ENTITY = "entity"  # partition key: "<key name>#<value>", e.g. "route#EWR-IAH"
+ONLINE_ASOF = "asof"  # sort key: the day the values are known at the start of (YYYY-MM-DD)
+ONLINE_EXPIRES = "expires_at"  # TTL attribute (epoch seconds)
+ONLINE_MARKER = "_asof"  # entity of the marker item written last for each as-of day
+
+
+def online_entity(key: str, value: str) -> str:
+    return f"{key}#{value}"
+
+
+def online_key(entity: str, asof: date | str) -> dict[str, dict[str, str]]:
+    """The DynamoDB key (low-level attribute form) of one online item."""
+    return {ONLINE_ENTITY: {"S": entity}, ONLINE_ASOF: {"S": catalog.dt_str(asof)}}
+
 
 # --------------------------------------------------------------------------- table (I/O)
 
@@ -56,10 +72,10 @@ def table_definition(table: str) -> dict[str, Any]:
     """CreateTable arguments: entity + as-of day, on demand (pure; deploy/contrail.yaml says the same)."""
     return {
         "TableName": table,
-        "AttributeDefinitions": [{"AttributeName": catalog.ONLINE_ENTITY, "AttributeType": "S"},
-                                 {"AttributeName": catalog.ONLINE_ASOF, "AttributeType": "S"}],
-        "KeySchema": [{"AttributeName": catalog.ONLINE_ENTITY, "KeyType": "HASH"},
-                      {"AttributeName": catalog.ONLINE_ASOF, "KeyType": "RANGE"}],
+        "AttributeDefinitions": [{"AttributeName": ONLINE_ENTITY, "AttributeType": "S"},
+                                 {"AttributeName": ONLINE_ASOF, "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": ONLINE_ENTITY, "KeyType": "HASH"},
+                      {"AttributeName": ONLINE_ASOF, "KeyType": "RANGE"}],
         "BillingMode": "PAY_PER_REQUEST",
     }
 
@@ -74,7 +90,7 @@ def ensure_table(dynamodb, table: str) -> None:
     ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
         dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
-            "Enabled": True, "AttributeName": catalog.ONLINE_EXPIRES})
+            "Enabled": True, "AttributeName": ONLINE_EXPIRES})
 
 
 def check_table(dynamodb, table: str) -> Iterable[str]:
@@ -88,8 +104,8 @@ def check_table(dynamodb, table: str) -> Iterable[str]:
         yield f"table {table}: key schema {description['KeySchema']} is not {wanted}"
     ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     enabled = ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
-    if not enabled or ttl.get("AttributeName") != catalog.ONLINE_EXPIRES:
-        yield f"table {table}: TTL is not enabled on {catalog.ONLINE_EXPIRES}"
+    if not enabled or ttl.get("AttributeName") != ONLINE_EXPIRES:
+        yield f"table {table}: TTL is not enabled on {ONLINE_EXPIRES}"
 
 
 # --------------------------------------------------------------------------- items (pure)
@@ -132,13 +148,13 @@ def asof_items(trailing: Mapping[str, "pd.DataFrame"], weather: "pd.DataFrame", 
     Null values are left out (a missing attribute reads back as null).
     """
     day = catalog.dt_str(asof.day)
-    common = {catalog.ONLINE_ASOF: {"S": day}, "token": {"S": asof.token},
+    common = {ONLINE_ASOF: {"S": day}, "token": {"S": asof.token},
               "features_dt": {"S": asof.features_dt},
-              catalog.ONLINE_EXPIRES: {"N": str(expires_at(asof.day, ttl_days))}}
+              ONLINE_EXPIRES: {"N": str(expires_at(asof.day, ttl_days))}}
     items: dict[str, Item] = {}
 
     def add(entity: str, row: Mapping[str, Any], columns: Sequence[str]) -> None:
-        item = items.setdefault(entity, {catalog.ONLINE_ENTITY: {"S": entity}, **common})
+        item = items.setdefault(entity, {ONLINE_ENTITY: {"S": entity}, **common})
         for col in columns:
             value = _number(row[col])
             if value is not None:
@@ -147,13 +163,13 @@ def asof_items(trailing: Mapping[str, "pd.DataFrame"], weather: "pd.DataFrame", 
     for key, frame in trailing.items():
         columns = [c for c in frame.columns if c != key]
         for row in frame.to_dict("records"):
-            add(catalog.online_entity(key, str(row[key])), row, columns)
+            add(online_entity(key, str(row[key])), row, columns)
     weather_columns = [c for c in weather.columns if c not in ("origin", "weather_hour")]
     for row in weather.to_dict("records"):
-        entity = catalog.online_entity("origin", str(row["origin"]))
+        entity = online_entity("origin", str(row["origin"]))
         add(entity, row, weather_columns)
         items[entity]["weather_hour"] = {"S": row["weather_hour"].isoformat()}
-    marker = {catalog.ONLINE_ENTITY: {"S": catalog.ONLINE_MARKER}, **common,
+    marker = {ONLINE_ENTITY: {"S": ONLINE_MARKER}, **common,
               "window": {"L": [{"S": w} for w in asof.window]}}
     return list(items.values()), marker
 
@@ -168,7 +184,7 @@ def frames_from_items(items: Iterable[Item], trailing_columns: Mapping[str, Sequ
     rows: dict[str, list[dict[str, Any]]] = {key: [] for key in trailing_columns}
     weather: list[dict[str, Any]] = []
     for item in items:
-        key, _, value = item[catalog.ONLINE_ENTITY]["S"].partition("#")
+        key, _, value = item[ONLINE_ENTITY]["S"].partition("#")
         if key not in rows:
             continue
 
@@ -215,7 +231,7 @@ def _write_items(dynamodb, table: str, items: Sequence[Item]) -> int:
 
 
 def _marker(dynamodb, table: str, day: date) -> Item | None:
-    return dynamodb.get_item(TableName=table, Key=catalog.online_key(catalog.ONLINE_MARKER, day),
+    return dynamodb.get_item(TableName=table, Key=online_key(ONLINE_MARKER, day),
                              ConsistentRead=True).get("Item")
 
 
@@ -273,12 +289,12 @@ class OnlineFeatures:
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), KEY_BATCH):
             chunk = unique[start:start + KEY_BATCH]
-            request = {self.table: {"Keys": [catalog.online_key(e, d) for e, d in chunk]}}
+            request = {self.table: {"Keys": [online_key(e, d) for e, d in chunk]}}
             for attempt in range(8):
                 self.calls += 1
                 answer = self.dynamodb.batch_get_item(RequestItems=request)
                 for item in answer.get("Responses", {}).get(self.table, []):
-                    found[(item[catalog.ONLINE_ENTITY]["S"], item[catalog.ONLINE_ASOF]["S"])] = item
+                    found[(item[ONLINE_ENTITY]["S"], item[ONLINE_ASOF]["S"])] = item
                 request = answer.get("UnprocessedKeys") or {}
                 if not request:
                     break
@@ -291,17 +307,17 @@ class OnlineFeatures:
         self.calls += 1
         answer = self.dynamodb.query(
             TableName=self.table, KeyConditionExpression="#e = :m AND #a < :d",
-            ExpressionAttributeNames={"#e": catalog.ONLINE_ENTITY, "#a": catalog.ONLINE_ASOF},
-            ExpressionAttributeValues={":m": {"S": catalog.ONLINE_MARKER}, ":d": {"S": day}},
+            ExpressionAttributeNames={"#e": ONLINE_ENTITY, "#a": ONLINE_ASOF},
+            ExpressionAttributeValues={":m": {"S": ONLINE_MARKER}, ":d": {"S": day}},
             ScanIndexForward=False, Limit=1)
         items = answer.get("Items", [])
-        return items[0][catalog.ONLINE_ASOF]["S"] if items else None
+        return items[0][ONLINE_ASOF]["S"] if items else None
 
     @staticmethod
     def _entities(rows: "pd.DataFrame") -> list[str]:
         from contrail_spark import transforms
 
-        return [catalog.online_entity(key, str(v)) for key in transforms.TRAILING_KEYS
+        return [online_entity(key, str(v)) for key in transforms.TRAILING_KEYS
                 for v in sorted(rows[key].dropna().unique())]
 
     def join(self, schedule: "pd.DataFrame") -> "pd.DataFrame":
@@ -311,21 +327,21 @@ class OnlineFeatures:
 
         by_day = {day: rows for day, rows in schedule.groupby("dt", sort=True)}
         wanted = [(e, day) for day, rows in by_day.items()
-                  for e in [catalog.ONLINE_MARKER, *self._entities(rows)]]
+                  for e in [ONLINE_MARKER, *self._entities(rows)]]
         found = self._get(wanted)
-        asof = {day: day for day in by_day if (catalog.ONLINE_MARKER, day) in found}
+        asof = {day: day for day in by_day if (ONLINE_MARKER, day) in found}
         behind = {day: self._latest_before(day) for day in by_day if day not in asof}
         behind = {day: older for day, older in behind.items() if older is not None}
         if behind:
             found.update(self._get([(e, older) for day, older in behind.items()
-                                    for e in [catalog.ONLINE_MARKER, *self._entities(by_day[day])]]))
+                                    for e in [ONLINE_MARKER, *self._entities(by_day[day])]]))
             asof.update(behind)
         parts = []
         for day, rows in by_day.items():
             if day not in asof:
                 parts.append(join_lookups(rows, None, None, None))
                 continue
-            marker = found[(catalog.ONLINE_MARKER, asof[day])]
+            marker = found[(ONLINE_MARKER, asof[day])]
             token = marker["token"]["S"]
             items = [found[(e, asof[day])] for e in self._entities(rows)
                      if (e, asof[day]) in found and found[(e, asof[day])].get("token", {}).get("S") == token]

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import pytest
 
-from contrail import catalog, lake
+from contrail import catalog, lake, online_store
 
 from .test_pipeline_e2e import DAYS, pipeline_run  # noqa: F401 - the batch pipeline fixture
 from .test_stream_e2e import TIMEOUT, _wait, batch_ready  # noqa: F401 - champion + features fixture
@@ -31,7 +31,7 @@ def _store_items(settings) -> list[dict]:
     items = []
     for page in dynamodb.get_paginator("scan").paginate(TableName=settings.online_table):
         items += page["Items"]
-    return sorted(items, key=lambda i: (i[catalog.ONLINE_ENTITY]["S"], i[catalog.ONLINE_ASOF]["S"]))
+    return sorted(items, key=lambda i: (i[online_store.ONLINE_ENTITY]["S"], i[online_store.ONLINE_ASOF]["S"]))
 
 
 def _run_consumer(api, until) -> None:
@@ -54,7 +54,7 @@ def test_kinesis_records_are_scored_once_from_the_store_and_survive_a_restart(ba
     s3, bucket = lake.s3_client(settings), settings.bucket
     # the feature stage wrote the store when it published: as-of days after each built day
     items = _store_items(settings)
-    markers = {i[catalog.ONLINE_ASOF]["S"] for i in items if i[catalog.ONLINE_ENTITY]["S"] == catalog.ONLINE_MARKER}
+    markers = {i[online_store.ONLINE_ASOF]["S"] for i in items if i[online_store.ONLINE_ENTITY]["S"] == online_store.ONLINE_MARKER}
     assert {d.isoformat() for d in DAYS[1:]} <= markers, markers
     assert len(items) > 100
 

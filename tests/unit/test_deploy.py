@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from contrail import catalog, lifecycle
+from contrail import lifecycle, online_store
 from contrail.features import load_job_flow_config
 from contrail.settings import REPO_ROOT, load_settings
 from contrail.simulate import STREAM_PREFIX
@@ -161,7 +161,7 @@ def test_template_names_what_the_code_names() -> None:
     assert name(table["TableName"]) == settings.online_table
     assert (table["KeySchema"], table["AttributeDefinitions"], table["BillingMode"]) == (
         code_table["KeySchema"], code_table["AttributeDefinitions"], code_table["BillingMode"])
-    assert table["TimeToLiveSpecification"] == {"AttributeName": catalog.ONLINE_EXPIRES, "Enabled": True}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": online_store.ONLINE_EXPIRES, "Enabled": True}
     assert name(res["FlightEventsLive"]["Properties"]["Name"]) == settings.kinesis_stream
 
 
@@ -410,7 +410,7 @@ def test_local_bootstrap_then_check(emulator_url: str, capsys: pytest.CaptureFix
                                                                            settings.kinesis_stream)
     dynamodb = bootstrap.lake.client("dynamodb", settings)
     dynamodb.update_time_to_live(TableName=settings.online_table, TimeToLiveSpecification={
-        "Enabled": False, "AttributeName": catalog.ONLINE_EXPIRES})
+        "Enabled": False, "AttributeName": online_store.ONLINE_EXPIRES})
     assert any("TTL is not enabled" in p for p in bootstrap.check(settings))
     dynamodb.delete_table(TableName=settings.online_table)
     assert any(p.startswith("online store: ResourceNotFoundException") for p in bootstrap.check(settings))

@@ -79,14 +79,14 @@ def test_the_snapshot_keeps_the_hot_tier_store_items_and_stream_positions(monkey
     import boto3
     from moto import mock_aws
 
-    from contrail import catalog, online_store
+    from contrail import online_store
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
     assert {"dynamodb", "kinesis"} <= set(emulator.SERVICES)
     emulator._register_lock_pickling()
-    item = {**catalog.online_key("carrier#UA", "2013-01-02"), "token": {"S": "t"}, "carrier_ontime_7d": {"N": "0.5"}}
+    item = {**online_store.online_key("carrier#UA", "2013-01-02"), "token": {"S": "t"}, "carrier_ontime_7d": {"N": "0.5"}}
     with mock_aws():
         dynamodb, kinesis = boto3.client("dynamodb"), boto3.client("kinesis")
         online_store.ensure_table(dynamodb, "t-online")
@@ -99,7 +99,7 @@ def test_the_snapshot_keeps_the_hot_tier_store_items_and_stream_positions(monkey
         dynamodb, kinesis = boto3.client("dynamodb"), boto3.client("kinesis")
         assert dynamodb.list_tables()["TableNames"] == []
         assert emulator.restore_state(pickle.loads(blob)) > 0
-        assert dynamodb.get_item(TableName="t-online", Key=catalog.online_key("carrier#UA", "2013-01-02"))["Item"] == item
+        assert dynamodb.get_item(TableName="t-online", Key=online_store.online_key("carrier#UA", "2013-01-02"))["Item"] == item
         assert dynamodb.describe_time_to_live(TableName="t-online")["TimeToLiveDescription"]["TimeToLiveStatus"] == "ENABLED"
         (shard,) = kinesis.list_shards(StreamName="t-live")["Shards"]
         iterator = kinesis.get_shard_iterator(StreamName="t-live", ShardId=shard["ShardId"],
