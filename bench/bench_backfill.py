@@ -357,7 +357,7 @@ def report(stack: dict | None, floor: dict | None) -> None:
     if stack:
         print(f"profile {stack['profile']}: {stack['days']} days backfilled; stack start-up {stack['start_s']:.0f} s, "
               f"drops written in {stack['drops_s']:.0f} s")
-    print(f"{'stage':<10} {'stack done at':>14} {'task inst.':>10} {'floor':>9} {'ratio':>7}")
+    print(f"{'stage':<10} {'stack done at':>14} {'task inst.':>10} {'floor':>9}")
     for stage in STAGES:
         line = f"{stage:<10}"
         if stack:
@@ -372,7 +372,7 @@ def report(stack: dict | None, floor: dict | None) -> None:
         total_floor = sum(floor.values())
         print(f"bare-compute floor, all stages: {total_floor:.0f} s")
     if stack:
-        print(f"year backfill, drops -> predictions for every day: {stack['wall_s']:.0f} s "
+        print(f"backfill of {stack['days']} days, drops -> predictions for every day: {stack['wall_s']:.0f} s "
               f"({stack['wall_s'] / 60:.1f} min), training {stack['training_s']:.0f} s of it")
         if floor:
             print(f"orchestration overhead: stack / floor = {stack['wall_s'] / sum(floor.values()):.2f}x")
