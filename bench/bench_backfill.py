@@ -15,7 +15,7 @@ many days' data differ between the stack's lake and the floor's (0: same data, o
 ``--drills`` kills the scheduler, a running task and the Spark job with ``kill -9`` mid-backfill.
 
     .venv/bin/python bench/bench_backfill.py [--from 2013-01-01] [--to 2013-12-31]
-        [--profile embedded|scaleout] [--no-floor] [--no-stack] [--drills]
+        [--profile embedded|scaleout] [--no-floor] [--no-stack] [--drills] [--no-preload]
 
 The landing DAGs catch up from their start date (2013-01-01), so a shorter run keeps
 ``--from 2013-01-01`` and moves ``--to``. Compare ratios within one run: the machine is shared and its load moves every figure.
@@ -195,7 +195,8 @@ class Drills:
         self.log(f"\n[bench] kill -9: {what} {detail}".rstrip())
 
 
-def run_stack(profile: str, days: list[date], increment: date | None, log=print, drills: bool = False) -> dict:
+def run_stack(profile: str, days: list[date], increment: date | None, log=print, drills: bool = False,
+              preload: bool = True) -> dict:
     from contrail import lake
     from contrail.demo import DAG_IDS, MemorySampler, wait_for
     from contrail.settings import load_settings
@@ -204,11 +205,12 @@ def run_stack(profile: str, days: list[date], increment: date | None, log=print,
     from contrail.stack.api import AirflowClient
 
     state = tempfile.mkdtemp(prefix=f"contrail-bench-backfill-{profile}-")
-    os.environ.update({**BENCH_ENV, "CONTRAIL_STATE_DIR": state, "CONTRAIL_PROFILE": profile})
+    os.environ.update({**BENCH_ENV, "CONTRAIL_STATE_DIR": state, "CONTRAIL_PROFILE": profile,
+                       "CONTRAIL_TASK_PRELOAD": "1" if preload else "0"})
     for key in SERVICE_URLS:
         os.environ.pop(key, None)
     settings = load_settings()
-    out: dict = {"profile": profile, "days": len(days)}
+    out: dict = {"profile": profile, "days": len(days), "preload": preload}
     t_start = time.monotonic()
     local.start(settings)
     out["start_s"] = time.monotonic() - t_start
@@ -356,7 +358,8 @@ def report(stack: dict | None, floor: dict | None) -> None:
     print()
     if stack:
         print(f"profile {stack['profile']}: {stack['days']} days backfilled; stack start-up {stack['start_s']:.0f} s, "
-              f"drops written in {stack['drops_s']:.0f} s")
+              f"drops written in {stack['drops_s']:.0f} s; task processes "
+              f"{'forked warm (preloaded)' if stack['preload'] else 'cold (CONTRAIL_TASK_PRELOAD=0)'}")
     print(f"{'stage':<10} {'stack done at':>14} {'task inst.':>10} {'floor':>9}")
     for stage in STAGES:
         line = f"{stage:<10}"
@@ -399,6 +402,8 @@ def main() -> int:
     parser.add_argument("--profile", choices=["embedded", "scaleout"], default="embedded")
     parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--no-stack", action="store_true")
+    parser.add_argument("--no-preload", action="store_true",
+                        help="start the stack with CONTRAIL_TASK_PRELOAD=0: every task process imports cold")
     parser.add_argument("--drills", action="store_true",
                         help="kill -9 the scheduler, a running task and the Spark job during the backfill")
     args = parser.parse_args()
@@ -410,7 +415,8 @@ def main() -> int:
     floor = None if args.no_floor else run_floor(backfill)
     if floor:
         print("floor:", {k: round(v, 1) for k, v in floor.items() if k != "digest"}, flush=True)
-    stack = None if args.no_stack else run_stack(args.profile, backfill, increment, drills=args.drills)
+    stack = None if args.no_stack else run_stack(args.profile, backfill, increment, drills=args.drills,
+                                                 preload=not args.no_preload)
     report(stack, floor)
     return 0
 

@@ -12,6 +12,8 @@ per path through Firehose at ``--speedup`` x real time. Prints one figure per li
     # again on a kept state (CONTRAIL_KEEP_BENCH_STATE=1), another day, event path only:
     .venv/bin/python bench/bench_freshness.py --state-dir /tmp/contrail-bench-freshness-… \
         --paths event --event-day 2013-01-01
+    # the second source: the same day put to the Kinesis Data Stream, read by stream_kinesis
+    .venv/bin/python bench/bench_freshness.py --paths kinesis
     # the hot tier: micro-batch freshness with the online store vs the S3 look-ups in one run,
     # the store's size for a year, look-ups per second (a moto server on loopback, no stack)
     .venv/bin/python bench/bench_freshness.py --paths lookups [--lookup-day 2013-06-14]
@@ -53,11 +55,28 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+class TimedSink:
+    """A replay's second sink (the Kinesis Data Stream) recording when each event was put."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.put_at: dict[str, float] = {}
+
+    def __call__(self, batch: list[bytes]) -> None:
+        sent = time.time()
+        self.sink(batch)
+        for record in batch:
+            self.put_at.setdefault(json.loads(record)["event_id"], sent)
+
+
 def replay_and_wait(settings, day: date, speedup: float, *, on_tick=None, on_stall=None,
-                    stall_s: float = 180, timeout: float = 3600) -> dict[str, float]:
+                    stall_s: float = 180, timeout: float = 3600,
+                    also: TimedSink | None = None) -> dict[str, float]:
     """Replay ``day`` through Firehose, wait until every event is scored; event_id -> freshness (s).
 
     ``on_stall`` is called once if nothing new was scored for ``stall_s`` after the replay ended.
+    With ``also`` (the Kinesis source) every batch is put there too, and freshness counts from
+    that put.
     """
     import threading
 
@@ -72,7 +91,7 @@ def replay_and_wait(settings, day: date, speedup: float, *, on_tick=None, on_sta
     firehose = TimedFirehose(lake.client("firehose", settings))
     producer = threading.Thread(target=replay_stream, daemon=True, kwargs=dict(
         firehose=firehose, stream_name=settings.firehose_stream, start=start, end=end, speedup=speedup,
-        events=events))
+        events=events, also=also))
     producer.start()
     wanted = {e["event_id"] for e in events}
     deadline = time.monotonic() + timeout
@@ -93,7 +112,8 @@ def replay_and_wait(settings, day: date, speedup: float, *, on_tick=None, on_sta
         time.sleep(5)
     assert preds["event_id"].is_unique, "an event was scored twice"
     visible = preds.set_index("event_id")["visible_time"]
-    return {e: visible[e].timestamp() - firehose.put_at[e] for e in wanted}
+    put_at = also.put_at if also is not None else firehose.put_at
+    return {e: visible[e].timestamp() - put_at[e] for e in wanted}
 
 
 def report(name: str, values: list[float]) -> None:
@@ -150,11 +170,31 @@ def sweep_path(settings, api, day: date, speedup: float, every: float) -> None:
           f"worst ≈ {max(sweep) + SWEEP_SCHEDULE_S - every:.0f} s")
 
 
+def kinesis_path(settings, api, day: date, speedup: float) -> None:
+    """The second source: events put to the Kinesis Data Stream (Firehose still lands them for
+    the warm tier), consumed by ``stream_kinesis`` on its one-minute schedule, draining while
+    records keep coming; look-ups from the online store."""
+    from contrail import lake
+    from contrail.simulate import kinesis_sink
+
+    api.set_paused("stream_kinesis", False)
+    runs_before = len(api.runs("stream_kinesis"))
+    sink = TimedSink(kinesis_sink(lake.client("kinesis", settings), settings.kinesis_stream))
+    fresh = replay_and_wait(settings, day, speedup, also=sink)
+    report(f"Kinesis source (stream_kinesis every minute, draining), {day} at {speedup:g}x",
+           list(fresh.values()))
+    print(f"Kinesis source: {len(api.runs('stream_kinesis')) - runs_before} stream_kinesis runs "
+          f"for {len(fresh)} events")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--speedup", type=float, default=240.0, help="replay speed over the schedule clock")
     parser.add_argument("--sweep-every", type=float, default=60.0, help="seconds between sweep runs here")
-    parser.add_argument("--paths", default="event,sweep", help="which paths to measure, comma-separated")
+    parser.add_argument("--paths", default="event,sweep",
+                        help="which paths to measure, comma-separated: event, sweep (the Firehose source), "
+                             "kinesis (the Kinesis source: a stack with CONTRAIL_STREAM_SOURCE=kinesis, "
+                             "measured alone) or lookups")
     parser.add_argument("--event-day", type=date.fromisoformat, default=EVENT_DAY)
     parser.add_argument("--sweep-day", type=date.fromisoformat, default=SWEEP_DAY)
     parser.add_argument("--state-dir", help="reuse a kept bench state (champion + features already there); "
@@ -169,10 +209,14 @@ def main() -> None:
 
         run(args.lookup_day)
         return
+    paths = args.paths.split(",")
+    if "kinesis" in paths and len(paths) > 1:
+        parser.error("--paths kinesis runs alone: the source switch unschedules the Firehose DAGs")
     state = args.state_dir or tempfile.mkdtemp(prefix="contrail-bench-freshness-")
     os.environ.update({"CONTRAIL_STATE_DIR": state, "CONTRAIL_AIRFLOW_PORT": "38080",
                        "CONTRAIL_MLFLOW_PORT": "35000", "CONTRAIL_EMULATOR_PORT": "34566",
-                       "CONTRAIL_SPARK_CONNECT_PORT": "35002"})
+                       "CONTRAIL_SPARK_CONNECT_PORT": "35002",
+                       "CONTRAIL_STREAM_SOURCE": "kinesis" if "kinesis" in paths else "firehose"})
     from contrail.demo import run_pipeline
     from contrail.settings import load_settings
     from contrail.stack import local
@@ -187,12 +231,13 @@ def main() -> None:
             run_pipeline(settings, BATCH_DAYS, timeout=2400, log=lambda *_: None)
             print(f"batch pipeline for {len(BATCH_DAYS)} days (champion + features): "
                   f"{time.monotonic() - t0:.0f} s")
-        local.wait_for_dags(settings, ["stream_scoring", "stream_sweep"])
-        paths = args.paths.split(",")
+        local.wait_for_dags(settings, ["stream_scoring", "stream_sweep", "stream_kinesis"])
         if "event" in paths:
             event_path(settings, api, args.event_day, args.speedup)
         if "sweep" in paths:
             sweep_path(settings, api, args.sweep_day, args.speedup, args.sweep_every)
+        if "kinesis" in paths:
+            kinesis_path(settings, api, args.event_day, args.speedup)
     finally:
         local.stop(settings)
         if not args.state_dir and os.environ.get("CONTRAIL_KEEP_BENCH_STATE") != "1":

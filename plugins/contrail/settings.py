@@ -22,7 +22,9 @@ itself reads; only the loopback defaults are written here.
 ``CONTRAIL_STREAM_SOURCE`` picks the micro-batch path's source: ``firehose`` (the default: S3
 objects notified on SQS) or ``kinesis`` (the Kinesis Data Stream, read by shard); Firehose lands
 the raw events in ``stream/`` either way. ``CONTRAIL_ONLINE_TTL_DAYS`` (45) is how long the online
-store keeps an as-of day.
+store keeps an as-of day. ``CONTRAIL_TASK_PRELOAD`` (``1``) starts the processes that fork task
+processes (the embedded scheduler, the Celery workers) with the task code imported
+(``contrail.stack.preload``); ``0`` starts the plain ``airflow`` command.
 
 Nothing here touches the network: DAG files may call :func:`load_settings` at parse time.
 """
@@ -96,6 +98,8 @@ class Settings:
     # a running task whose process stops heartbeating (a killed worker, a killed scheduler's
     # executor) is failed, then retried, after this long
     task_heartbeat_timeout_s: int = 300
+    # the processes task processes are forked from import the task code first (stack/preload.py)
+    task_preload: bool = True
     mlflow_conn_id: str = "mlflow_default"
     # the CloudFormation stack holding the AWS resources (aws mode)
     stack_name: str = "contrail"
@@ -173,6 +177,15 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw not in ("0", "1"):
+        raise ValueError(f"{name} must be 0 or 1, got {raw!r}")
+    return raw == "1"
+
+
 def _url(environ: Mapping[str, str], name: str) -> str | None:
     raw = (environ.get(name) or "").rstrip("/")
     if raw and not raw.startswith(("http://", "https://")):
@@ -248,6 +261,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         spark_remote=remote,
         stream_drain_idle_s=_float(environ, "CONTRAIL_STREAM_DRAIN_IDLE_S", 20.0),
         task_heartbeat_timeout_s=_int(environ, "CONTRAIL_TASK_HEARTBEAT_TIMEOUT_S", 300, "a number of seconds"),
+        task_preload=_flag(environ, "CONTRAIL_TASK_PRELOAD", True),
         stream_source=source,  # type: ignore[arg-type]
         online_ttl_days=_int(environ, "CONTRAIL_ONLINE_TTL_DAYS", 45, "a number of days"),
         stack_name=environ.get("CONTRAIL_STACK_NAME") or "contrail",

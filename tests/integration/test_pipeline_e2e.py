@@ -75,6 +75,12 @@ def test_pipeline_runs_end_to_end_through_airflow(stack, pipeline_run):
     listening = local.listening_addresses(stack)
     assert {p for _, p in listening} >= {stack.ports.airflow, stack.ports.mlflow, stack.ports.emulator}
     assert {ip for ip, _ in listening} <= {"127.0.0.1", "::1", "::ffff:127.0.0.1"}, listening
+    # every task process is forked from a process that imported the task code first: the
+    # LocalExecutor's scheduler, or on scale-out each Celery worker (contrail.stack.preload)
+    forking = (["scheduler"] if stack.scaleout is None
+               else [n for n in local.running(stack) if n.startswith("celery-worker")])
+    for name in forking:
+        assert "task modules preloaded" in (stack.state_dir / "logs" / f"{name}.log").read_text(), name
 
     api = AirflowClient.for_local(stack)
     for dag_id in ("landing_flights", "landing_weather"):

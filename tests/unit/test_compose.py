@@ -29,6 +29,7 @@ DEFAULT_IS_RIGHT = {
     "CONTRAIL_FEATURE_SET": "the pipeline's own feature set",
     "CONTRAIL_STREAM_DRAIN_IDLE_S": "a tuning knob, same as on one machine",
     "CONTRAIL_STACK_NAME": "aws mode only",
+    "CONTRAIL_TASK_PRELOAD": "how `contrail stack` starts its processes; the containers' commands are written out",
     "CONTRAIL_AIRFLOW_PORT": "ports only build loopback URLs; the service URLs are set instead",
     "CONTRAIL_MLFLOW_PORT": "as above",
     "CONTRAIL_EMULATOR_PORT": "as above",

@@ -42,6 +42,7 @@ from typing import Any, Callable
 
 from contrail.settings import REPO_ROOT, Settings
 from contrail.stack import scaleout
+from contrail.stack.preload import airflow_argv
 from contrail.stack.supervisor import AdoptedProcess, Supervisor
 from contrail.stack.state import AIRFLOW_USER, airflow_password, ensure_secrets, paths  # noqa: F401 - re-exported
 
@@ -217,7 +218,9 @@ def components(settings: Settings) -> list[Component]:
         Component("api-server", [airflow, "api-server", "--host", host, "--port", str(ports.airflow),
                                  "--workers", "1"],
                   lambda: _http_ok(f"http://{host}:{ports.airflow}/api/v2/monitor/health")),
-        Component("scheduler", [airflow, "scheduler", "--skip-serve-logs"], _always),
+        # the LocalExecutor forks its workers, and they each task process, from the scheduler
+        Component("scheduler", airflow_argv(settings, "scheduler", "--skip-serve-logs",
+                                            forks_tasks=settings.scaleout is None), _always),
         *workers,
         Component("dag-processor", [airflow, "dag-processor"], _always),
         Component("triggerer", [airflow, "triggerer", "--skip-serve-logs"], _always),

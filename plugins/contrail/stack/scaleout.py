@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
-from pathlib import Path
 
 from contrail.settings import ScaleOut, Settings
+from contrail.stack.preload import airflow_argv
 
 WORKER_HOSTNAME_ENV = "CONTRAIL_WORKER_HOSTNAME"
 
@@ -28,8 +27,8 @@ def workers(settings: Settings) -> list[tuple[str, list[str]]]:
 
 def worker_argv(settings: Settings, name: str, queues: list[str]) -> list[str]:
     so = _require(settings)
-    airflow = str(Path(sys.executable).parent / "airflow")
-    return [airflow, "celery", "worker", "--queues", ",".join(queues),
+    # a worker's pool processes, and each task process, are forked from its main process
+    return [*airflow_argv(settings, "celery", "worker", forks_tasks=True), "--queues", ",".join(queues),
             "--concurrency", str(so.worker_concurrency),
             "--celery-hostname", f"{name}@{socket.gethostname()}",
             "--skip-serve-logs", "--without-gossip", "--without-mingle"]
