@@ -80,7 +80,7 @@ def test_the_dag_files_imports_are_preloaded():
     imported = set()
     for dag_file in (REPO_ROOT / "dags").glob("*.py"):
         for node in ast.parse(dag_file.read_text()).body:
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("contrail", "airflow.providers")):
-                imported |= {f"{node.module}.{a.name}" if node.module == "contrail"
-                             else node.module for a in node.names}
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            if module and module.startswith(("contrail", "airflow.providers")):
+                imported |= {f"{module}.{a.name}" if module == "contrail" else module for a in node.names}
     assert imported and imported <= set(TASK_MODULES), sorted(imported - set(TASK_MODULES))
