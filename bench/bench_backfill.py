@@ -133,6 +133,20 @@ def task_instances(api, dag_id: str, since: str | None = None) -> int:
     return int(api.request("GET", f"/dags/{dag_id}/dagRuns/~/taskInstances", params=params)["total_entries"])
 
 
+def task_seconds(api, dag_id: str) -> list[float]:
+    """The duration of every finished task instance of a DAG (Airflow's start to end: the task
+    process's start-up, the DAG parse, the task's own work)."""
+    durations, offset = [], 0
+    while True:
+        page = api.request("GET", f"/dags/{dag_id}/dagRuns/~/taskInstances",
+                           params={"limit": 100, "offset": offset, "state": ["success", "failed"]})
+        tis = page["task_instances"]
+        durations += [t["duration"] for t in tis if t.get("duration") is not None]
+        offset += len(tis)
+        if not tis or offset >= page["total_entries"]:
+            return durations
+
+
 def wait_all(progress: Progress, days: list[date], stage_names: tuple[str, ...], finished: dict[str, float],
              t0: float, api, timeout: float, log, on_progress=None) -> None:
     """Poll until every stage in ``stage_names`` has every day; record when each got there."""
@@ -255,6 +269,8 @@ def run_stack(profile: str, days: list[date], increment: date | None, log=print,
             out["peak_mib"] = mem.peak
             out["task_instances"] = {stage: sum(task_instances(api, d) for d in STAGE_DAGS[stage])
                                      for stage in STAGES}
+            out["task_seconds"] = {stage: [x for d in STAGE_DAGS[stage] for x in task_seconds(api, d)]
+                                   for stage in STAGES}
             if increment is not None:
                 t1 = time.monotonic()
                 drop_days(s3, settings.bucket, [increment])
@@ -360,14 +376,15 @@ def report(stack: dict | None, floor: dict | None) -> None:
         print(f"profile {stack['profile']}: {stack['days']} days backfilled; stack start-up {stack['start_s']:.0f} s, "
               f"drops written in {stack['drops_s']:.0f} s; task processes "
               f"{'forked warm (preloaded)' if stack['preload'] else 'cold (CONTRAIL_TASK_PRELOAD=0)'}")
-    print(f"{'stage':<10} {'stack done at':>14} {'task inst.':>10} {'floor':>9}")
+    print(f"{'stage':<10} {'stack done at':>14} {'task inst.':>10} {'mean task s':>11} {'floor':>9}")
     for stage in STAGES:
         line = f"{stage:<10}"
         if stack:
             at = stack["finished"][stage]
-            line += f" {at:12.0f} s {stack['task_instances'][stage]:>10}"
+            secs = stack.get("task_seconds", {}).get(stage) or [float("nan")]
+            line += f" {at:12.0f} s {stack['task_instances'][stage]:>10} {sum(secs) / len(secs):9.2f} s"
         else:
-            line += f" {'-':>14} {'-':>10}"
+            line += f" {'-':>14} {'-':>10} {'-':>11}"
         if floor:
             line += f" {floor[stage]:7.1f} s"
         print(line)

@@ -184,16 +184,30 @@ def test_stop_and_start_loses_nothing(stack, pipeline_run):
     from contrail.stack import local
     from contrail.stack.api import AirflowClient
 
+    from contrail.demo import wait_for
+
     finished = ("success", "failed")
     before = {r["dag_run_id"]: r["state"] for r in AirflowClient.for_local(stack).runs("features")
               if r["state"] in finished}
     assert before
+    api_log = stack.state_dir / "logs" / "api-server.log"
+    warmed = api_log.read_text().count("Lake view warm-up done")
     local.stop(stack)
     assert local.running(stack) == {}
     local.start(stack)
-    after = {r["dag_run_id"]: r["state"] for r in AirflowClient.for_local(stack).runs("features")}
+    api = AirflowClient.for_local(stack)
+    after = {r["dag_run_id"]: r["state"] for r in api.runs("features")}
     assert {k: v for k, v in after.items() if k in before} == before
     _assert_lake_and_registry(stack)
+
+    # the new API server warmed the Lake view in the background after its first request: the
+    # first load reads (almost) no validated pointer; unwarmed, it would read every one
+    wait_for(lambda: api_log.read_text().count("Lake view warm-up done") > warmed, "the Lake view warm-up", 180)
+    view = api.session.get(f"{stack.airflow_url}/contrail/api/lake",
+                           headers={"Authorization": f"Bearer {api.token()}"}, timeout=60).json()
+    pointers = sum(cell["status"] in ("validated", "warned", "healed")
+                   for ds in ("flights", "weather") for cell in view["rows"][ds].values())
+    assert pointers >= 2 * len(DAYS) and view["pointer_gets"] < pointers, (pointers, view["pointer_gets"])
 
 
 def test_monitoring_finds_a_degraded_champion_and_triggers_retraining(stack, pipeline_run):

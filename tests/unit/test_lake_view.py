@@ -286,3 +286,61 @@ def test_routes_take_only_their_path_parameters():
 
     for route in create_app().routes:
         assert not route.dependant.query_params, (route.path, [p.name for p in route.dependant.query_params])
+
+
+def test_the_warm_up_starts_once_on_the_first_http_request_without_holding_it():
+    import asyncio
+    import threading
+
+    from contrail.ui.app import WarmUpOnFirstRequest
+
+    release, ran = threading.Event(), []
+
+    def warm():
+        ran.append(threading.current_thread().name)
+        release.wait(10)
+
+    seen: list[str] = []
+
+    async def inner(scope, receive, send):
+        seen.append(scope["type"])
+
+    middleware = WarmUpOnFirstRequest(inner, warm=warm, name="test warm-up")
+    asyncio.run(middleware({"type": "lifespan"}, None, None))
+    assert middleware.thread is None  # start-up events start nothing
+    asyncio.run(middleware({"type": "http"}, None, None))  # returns while warm() still runs
+    asyncio.run(middleware({"type": "http"}, None, None))
+    assert seen == ["lifespan", "http", "http"] and middleware.thread.is_alive()
+    release.set()
+    middleware.thread.join(10)
+    assert ran == ["test warm-up"]  # once, in its own thread
+
+
+def test_a_failed_warm_up_is_logged_and_leaves_requests_alone(caplog):
+    import asyncio
+    import logging
+
+    from contrail.ui.app import WarmUpOnFirstRequest
+
+    def warm():
+        raise ConnectionError("emulator down")
+
+    async def inner(scope, receive, send):
+        pass
+
+    middleware = WarmUpOnFirstRequest(inner, warm=warm, name="test warm-up")
+    with caplog.at_level(logging.WARNING, logger="contrail.ui.app"):
+        asyncio.run(middleware({"type": "http"}, None, None))
+        middleware.thread.join(10)
+    assert "test warm-up failed; the first load reads the lake itself" in caplog.text
+
+
+def test_the_plugin_warms_its_own_apps_lake_view_in_the_api_server_only():
+    from contrail.ui import plugin
+    from contrail.ui.app import WarmUpOnFirstRequest
+
+    (entry,) = plugin.ContrailUIPlugin.fastapi_root_middlewares
+    assert entry["middleware"] is WarmUpOnFirstRequest
+    # the same view (and pointer cache) the routes of the mounted app use
+    assert entry["kwargs"]["warm"] is plugin._app.state.warm_up
+    assert plugin.ContrailUIPlugin.fastapi_apps[0]["app"] is plugin._app

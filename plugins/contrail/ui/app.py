@@ -14,15 +14,22 @@ Routes (under ``/contrail``):
   each quality run's own build);
 * ``links/{dag_id}/{run_id}/{task_id}`` — where a task's extra link points: the partition's
   validation page, the features gate results, the MLflow run, the model version.
+
+The Lake view keeps each validated pointer's fields in memory, read once per ETag. A new API
+server process would read them all on its first load (a year: ~730 GETs, seconds); instead
+:class:`WarmUpOnFirstRequest`, a root middleware of the API server, reads them in a background
+thread as soon as the server answers its first request (the stack's health check).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import mimetypes
+import threading
 import time
 from datetime import date
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 # at module level: the routes' annotations are strings (PEP 563), resolved in this namespace
@@ -33,6 +40,37 @@ from contrail import catalog, connections, lake
 from contrail.ui import lakeview, pages
 
 URL_PREFIX = "/contrail"
+log = logging.getLogger(__name__)
+
+
+class WarmUpOnFirstRequest:
+    """ASGI middleware: the first HTTP request through it starts ``warm`` once, in a daemon thread.
+
+    Registered as a root middleware (``fastapi_root_middlewares``), so only the API server runs
+    it: other processes load the plugins too (the scheduler, every task) and must start no
+    thread. Starlette runs no startup event of a mounted app, hence a middleware. The request
+    itself is not held up; a failed warm-up is logged and the first load reads the lake itself.
+    """
+
+    def __init__(self, app: Any, *, warm: Callable[[], Any], name: str = "contrail-warm-up") -> None:
+        self.app, self._warm, self._name = app, warm, name
+        self._once = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and self.thread is None and self._once.acquire(blocking=False):
+            self.thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self.thread.start()
+        await self.app(scope, receive, send)
+
+    def _run(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._warm()
+        except Exception:
+            log.warning("%s failed; the first load reads the lake itself", self._name, exc_info=True)
+        else:
+            log.info("%s done in %.1f s", self._name, time.perf_counter() - started)
 
 
 def zones() -> lakeview.Zones:
@@ -109,11 +147,16 @@ def create_app():
         return lakeview.listing_client(dict(kwargs))
 
     def view() -> tuple[dict, float]:
-        started = time.perf_counter()
+        started, reads = time.perf_counter(), pointers.reads
         cfg = connections.settings()
         s3 = listing_client(tuple(sorted(lake.client_kwargs(cfg).items())))
         data = lakeview.read_view(s3, cfg.bucket, zones(), pointers)
+        # the pointer GETs this load made (0 once warm; a concurrent load's may be counted too)
+        data["pointer_gets"] = pointers.reads - reads
         return data, time.perf_counter() - started
+
+    # what WarmUpOnFirstRequest runs in the API server: one load, filling the pointer cache
+    app.state.warm_up = view
 
     def detail(dt: str) -> dict:
         try:

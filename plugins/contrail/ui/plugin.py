@@ -9,7 +9,7 @@ from urllib.parse import quote
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
-from contrail.ui.app import URL_PREFIX, create_app, link_kind
+from contrail.ui.app import URL_PREFIX, WarmUpOnFirstRequest, create_app, link_kind
 
 
 class _ContrailLink(BaseOperatorLink):
@@ -47,9 +47,16 @@ class ModelVersionLink(_ContrailLink):
     kind = "model_version"
 
 
+_app = create_app()
+
+
 class ContrailUIPlugin(AirflowPlugin):
     name = "contrail_ui"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "contrail"}]
+    fastapi_apps = [{"app": _app, "url_prefix": URL_PREFIX, "name": "contrail"}]
+    # the API server warms the Lake view's pointer cache in the background once it serves
+    fastapi_root_middlewares = [{"middleware": WarmUpOnFirstRequest, "args": [],
+                                 "kwargs": {"warm": _app.state.warm_up, "name": "Lake view warm-up"},
+                                 "name": "contrail_lake_warm_up"}]
     external_views = [{"name": "Lake", "href": URL_PREFIX.lstrip("/") + "/lake", "destination": "nav",
                        "url_route": "lake", "category": "browse"}]
     global_operator_extra_links = [DataDocsLink(), GateResultsLink(), MLflowRunLink(), ModelVersionLink()]
