@@ -130,3 +130,33 @@ def test_published_manifests_record_job_suite_and_the_reason(moto_s3, new_lake, 
     assert (untouched["build"], untouched["reason"], untouched["rebuild"]) == ("b1", None, PENDING)
     for manifest in (rebuilt, untouched):
         assert manifest["job_version"] == "j1" and manifest["suite_version"] == suite_version("features")
+
+
+def test_a_day_whose_window_reads_a_partition_being_judged_waits_for_it():
+    d = date(2013, 3, 10)
+    targets = [d - timedelta(days=1), d, d + timedelta(days=1), d + timedelta(days=29)]
+    # flights are read with a 28-day lookback: a flights day awaiting validation holds every
+    # target whose window reaches it, up to 28 days later, and not the day before it
+    assert features_stage.held_back(targets, {"flights": [d], "weather": []}) == {d, d + timedelta(days=1)}
+    assert features_stage.held_back(targets, {"flights": [d - timedelta(days=28)]}) == {d - timedelta(days=1), d}
+    # weather is read on its own day only
+    assert features_stage.held_back(targets, {"weather": [d]}) == {d}
+    assert features_stage.held_back(targets, {"flights": [], "weather": []}) == set()
+
+
+def test_plan_holds_back_the_days_after_a_landed_partition_still_awaiting_its_verdict(moto_s3, new_lake, tmp_path):
+    """Validations finishing out of order (a quality task retried after its process died) must
+    not get later days built from a window with a hole, to be built again once it is judged."""
+    bucket = new_lake()
+    _validate(moto_s3, FIRST, LAST)
+    late = date(2013, 3, 3)
+    lake.delete_keys(moto_s3, bucket, [catalog.validated_pointer_key("flights", late)])  # not judged yet:
+    lake.put_json(moto_s3, bucket, catalog.landing_manifest_key("flights", late, 1), {"rows": 1})  # landed
+    planned = features_stage.plan(moto_s3, bucket, feature_set=FEATURE_SET, run_id="scheduled__1",
+                                  artifact_dir=tmp_path / "a")
+    assert planned["targets"] == ["2013-03-01", "2013-03-02"]
+    # judged (a quality result, whatever the verdict): the hold is lifted
+    lake.put_json(moto_s3, bucket, catalog.quality_result_key("flights", late, 1), {"passed": False})
+    planned = features_stage.plan(moto_s3, bucket, feature_set=FEATURE_SET, run_id="scheduled__2",
+                                  artifact_dir=tmp_path / "b")
+    assert planned["targets"] == ["2013-03-01", "2013-03-02", "2013-03-04", "2013-03-05", "2013-03-06"]

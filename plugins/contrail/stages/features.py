@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 from contrail import catalog, connections, lake, online_store
 from contrail.reruns import PENDING, Rerun
@@ -58,6 +58,36 @@ def pending_feature_dates(validated: dict[str, dict[date, dict]], built: dict[da
         if built.get(dt) != _input_versions(expected):
             pending.append(dt)
     return pending
+
+
+def awaiting_validation(s3, bucket: str, dataset: str) -> set[date]:
+    """Days whose current landed version of ``dataset`` has no quality result yet: a quality run
+    is on its way for them (landing emitted the asset that schedules it)."""
+    manifests = [o.key for o in lake.list_objects(s3, bucket, catalog.landing_zone(dataset))]
+    results = [o.key for o in lake.list_objects(s3, bucket, catalog.quality_results_zone(dataset))]
+    return {date.fromisoformat(pv.dt) for pv in catalog.pending_validation(manifests, results)}
+
+
+def held_back(targets: Collection[date], awaiting: Mapping[str, Collection[date]], *,
+              lookback_days: int = LOOKBACK_DAYS) -> set[date]:
+    """The targets whose build would read a partition still awaiting validation (pure): its own
+    day in any dataset, or a day of its lookback window in a dataset read with one.
+
+    Built now, such a day would be built again once that partition is judged (its window, or its
+    own version, changes), so it waits for the quality run on its way: every day is built once,
+    from judged inputs, also when validations finish out of order (a retried quality task). The
+    quality run that judges the partition emits the asset that schedules the next features run.
+    """
+    from contrail.features import LOOKBACK_DATASETS
+
+    held = set()
+    for dt in targets:
+        for dataset, days in awaiting.items():
+            span = timedelta(days=lookback_days if dataset in LOOKBACK_DATASETS else 0)
+            if any(dt - span <= d <= dt for d in days):
+                held.add(dt)
+                break
+    return held
 
 
 def built_features(s3, bucket: str, feature_set: str) -> dict[date, dict]:
@@ -108,8 +138,16 @@ def plan(s3, bucket: str, *, feature_set: str, run_id: str, artifact_dir: Path,
 
         artifact = build_artifact(artifact_dir)
         job_version, version_of_suite = artifact.stem.rsplit("-", 1)[-1], suite_version("features")
-    targets = dates_to_build(validated, manifests, rerun, job_version=job_version,
-                             suite_version=version_of_suite)
+    wanted = dates_to_build(validated, manifests, rerun, job_version=job_version,
+                            suite_version=version_of_suite)
+    # a day reading a partition still being judged waits for the quality run on its way
+    awaiting = {ds: awaiting_validation(s3, bucket, ds) for ds in DATASETS}
+    held = sorted(held_back(wanted, awaiting))
+    targets = [dt for dt in wanted if dt not in held]
+    if held:
+        log.info("features: holding back %d date(s) until the partitions they read are judged (%s): %s",
+                 len(held), {ds: sorted(d.isoformat() for d in days) for ds, days in awaiting.items() if days},
+                 [d.isoformat() for d in held][:20])
     log.info("features: %d date(s) to build (%s): %s", len(targets), rerun.as_dict(),
              [d.isoformat() for d in targets][:20])
     if not targets:
