@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from airflow.sdk import DAG
 
 from contrail import assets, catalog
-from contrail.dag_defaults import DEFAULT_ARGS, TAGS
+from contrail.dag_defaults import DEFAULT_ARGS, LANDING_PRIORITY, TAGS
 from contrail.sensors import DropLandingSensor
 from contrail.settings import DATASETS, load_settings
 
@@ -38,7 +38,8 @@ for dataset in DATASETS:
         catchup=True,
         # one task instance per day: a catch-up keeps the executor's slots busy with landings
         max_active_runs=LANDING_MAX_ACTIVE_RUNS,
-        default_args=DEFAULT_ARGS,
+        # below every other stage: a catch-up's landings must not starve what follows them
+        default_args={**DEFAULT_ARGS, "priority_weight": LANDING_PRIORITY},
         tags=[*TAGS, "landing", dataset],
         doc_md=__doc__,
     ) as dag:

@@ -39,7 +39,7 @@ from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTr
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
 from contrail import assets
-from contrail.dag_defaults import DEFAULT_ARGS, TAGS
+from contrail.dag_defaults import DEFAULT_ARGS, STREAM_PRIORITY, TAGS
 from contrail.settings import load_settings
 from contrail.stream.events import queue_url
 
@@ -80,7 +80,7 @@ with DAG(
     catchup=False,
     # events arriving during a run queue up and are taken together by the next one
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args={**DEFAULT_ARGS, "priority_weight": STREAM_PRIORITY},
     tags=[*TAGS, "stream", "scoring"],
     doc_md=__doc__,
 ):
@@ -100,7 +100,7 @@ with DAG(
     start_date=datetime(2013, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args={**DEFAULT_ARGS, "priority_weight": STREAM_PRIORITY},
     tags=[*TAGS, "stream", "scoring"],
     doc_md=__doc__,
 ):
@@ -120,7 +120,7 @@ with DAG(
     start_date=datetime(2013, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args={**DEFAULT_ARGS, "priority_weight": STREAM_PRIORITY},
     tags=[*TAGS, "stream", "scoring"],
     doc_md=__doc__,
 ):

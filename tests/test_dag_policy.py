@@ -127,3 +127,18 @@ def test_network_block_catches_a_dag_that_calls_out(tmp_path, monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
     bag = _dagbag(bad)
     assert bag.import_errors and "blocked" in next(iter(bag.import_errors.values()))
+
+
+def test_a_catch_up_of_landings_cannot_starve_the_stages_or_the_stream(dagbag):
+    """Slots go to the highest priority weight, then the oldest logical date: landing's catch-up
+    (dated 2013) must rank below every stage (asset-triggered, dated now), the stream above all."""
+    from contrail.dag_defaults import LANDING_PRIORITY, STAGE_PRIORITY, STREAM_PRIORITY
+
+    weights = {(dag_id, task.task_id): (task.priority_weight, str(task.weight_rule))
+               for dag_id, dag in dagbag.dags.items() for task in dag.tasks}
+    assert LANDING_PRIORITY < STAGE_PRIORITY < STREAM_PRIORITY
+    for (dag_id, task_id), (weight, rule) in weights.items():
+        expected = (LANDING_PRIORITY if dag_id.startswith("landing_") else
+                    STREAM_PRIORITY if dag_id in ("stream_scoring", "stream_sweep", "stream_kinesis") else
+                    STAGE_PRIORITY)
+        assert (weight, rule) == (expected, "absolute"), (dag_id, task_id, weight, rule)

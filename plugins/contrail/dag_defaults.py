@@ -1,8 +1,17 @@
-"""Defaults every contrail DAG shares: ownership, retries, tags."""
+"""Defaults every contrail DAG shares: ownership, retries, priorities, tags."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+
+# Executor slots go to the highest priority weight first; among equals, to the oldest logical
+# date. A catch-up queues hundreds of landing tasks dated 2013, which would sort before every
+# asset-triggered run (dated now) and starve validation, features and scoring until the whole
+# range had landed. So every stage outranks landing, and the stream's micro-batches (the live
+# path) outrank every stage.
+LANDING_PRIORITY = 1
+STAGE_PRIORITY = 10
+STREAM_PRIORITY = 100
 
 DEFAULT_ARGS = {
     "owner": "contrail",
@@ -12,6 +21,8 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(seconds=20),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
+    "priority_weight": STAGE_PRIORITY,
+    "weight_rule": "absolute",
 }
 
 TAGS = ["contrail"]
