@@ -57,18 +57,50 @@ def test_sqlite_contention_is_retried():
     assert len(c.session.calls) == 3
 
 
+DRY_RUN = Response(200, {"backfills": [{"logical_date": "2013-01-05T00:00:00Z"}], "total_entries": 1})
+
+
+def _runs(run_type: str, queued_at: str) -> Response:
+    return Response(200, {"dag_runs": [{"logical_date": "2013-01-05T00:00:00Z", "run_type": run_type,
+                                        "queued_at": queued_at}], "total_entries": 1})
+
+
 def test_a_backfill_committed_before_a_transient_error_is_found_not_refused():
-    c = client(Response(500, {"detail": "Database error"}),
+    c = client(DRY_RUN, Response(500, {"detail": "Database error"}),
                Response(409, {"detail": "There is already a running backfill for dag landing_flights"}),
-               Response(200, {"backfills": [BACKFILL], "total_entries": 1}))
+               Response(200, {"backfills": [BACKFILL], "total_entries": 1}),
+               _runs("backfill", "2999-01-01T00:00:00Z"))
     made = c.backfill("landing_flights", "2013-01-05T00:00:00Z", "2013-01-05T00:00:00+00:00")
     assert made["id"] == 7
-    assert c.session.calls == [("POST", "/backfills"), ("POST", "/backfills"), ("GET", "/backfills")]
+    assert c.session.calls == [("POST", "/backfills/dry_run"), ("POST", "/backfills"), ("POST", "/backfills"),
+                               ("GET", "/backfills"), ("GET", "/dags/landing_flights/dagRuns")]
+
+
+def test_a_backfill_left_without_runs_by_a_failed_create_is_cancelled_and_created_again():
+    # the 503's backfill row outlived its runs: the 409 names it, but its day never becomes a
+    # backfill run (the old scheduled run stays as it was), so it is cancelled and made again
+    c = client(DRY_RUN, Response(503, {"detail": "Database is locked"}),
+               Response(409, {"detail": "There is already a running backfill for dag landing_flights"}),
+               Response(200, {"backfills": [BACKFILL], "total_entries": 1}),
+               _runs("scheduled", "2000-01-01T00:00:00Z"),
+               Response(200, {**BACKFILL, "completed_at": "2999-01-01T00:00:00Z"}),
+               Response(200, {**BACKFILL, "id": 8}))
+    made = c.backfill("landing_flights", "2013-01-05T00:00:00Z", "2013-01-05T00:00:00Z", settle=0)
+    assert made["id"] == 8
+    assert c.session.calls[-2:] == [("PUT", "/backfills/7/cancel"), ("POST", "/backfills")]
+
+
+def test_a_backfill_that_never_gets_its_runs_is_an_error():
+    orphan = [Response(409, {"detail": "There is already a running backfill"}),
+              Response(200, {"backfills": [BACKFILL], "total_entries": 1}), _runs("scheduled", "2000-01-01T00:00:00Z")]
+    c = client(DRY_RUN, *orphan, Response(404, {"detail": "gone"}), *orphan)
+    with pytest.raises(AirflowApiError, match="none of its runs"):
+        c.backfill("landing_flights", "2013-01-05T00:00:00Z", "2013-01-05T00:00:00Z", attempts=2, settle=0)
 
 
 def test_a_different_running_backfill_is_still_an_error():
     other = {**BACKFILL, "from_date": "2013-02-01T00:00:00Z", "to_date": "2013-02-03T00:00:00Z"}
-    c = client(Response(409, {"detail": "There is already a running backfill for dag landing_flights"}),
+    c = client(DRY_RUN, Response(409, {"detail": "There is already a running backfill for dag landing_flights"}),
                Response(200, {"backfills": [other], "total_entries": 1}))
     with pytest.raises(AirflowApiError, match="409"):
         c.backfill("landing_flights", "2013-01-05T00:00:00Z", "2013-01-05T00:00:00Z")

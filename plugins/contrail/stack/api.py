@@ -93,29 +93,72 @@ class AirflowClient:
         return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
     def backfill(self, dag_id: str, from_date: str, to_date: str, *, reprocess: str = "none",
-                 max_active_runs: int = 2) -> dict:
-        """Create a backfill of ``[from_date, to_date]``, idempotently.
+                 max_active_runs: int = 2, attempts: int = 3, settle: float = 30.0) -> dict:
+        """Create a backfill of ``[from_date, to_date]`` and return it once its runs exist.
 
-        A create can be committed and still answered with a transient error (SQLite under
-        load); its retry then gets 409 "already a running backfill". If the running backfill
-        is the one asked for (same DAG and dates), that is success; any other stays an error.
+        Under SQLite contention a create can fail half-way: Airflow commits the backfill row,
+        fails on its runs and answers 503, and the retry is refused with 409 "already a running
+        backfill" while that row is still there (Airflow removes it, best-effort, or its
+        scheduler marks it complete after two minutes). So a 409 for the very backfill asked for
+        (same DAG and dates) is success only when the runs the dry run names have become backfill
+        runs within ``settle`` seconds; an empty one is cancelled and the create repeated. A 409
+        for any other running backfill stays an error.
         """
-        try:
-            return self.request("POST", "/backfills", json={
-                "dag_id": dag_id, "from_date": from_date, "to_date": to_date,
+        body = {"dag_id": dag_id, "from_date": from_date, "to_date": to_date,
                 "reprocess_behavior": reprocess, "max_active_runs": max_active_runs,
-                "run_backwards": False, "dag_run_conf": {},
-            })
+                "run_backwards": False, "dag_run_conf": {}}
+        expected = {_instant(b["logical_date"]) for b in self.request(
+            "POST", "/backfills/dry_run", json=body)["backfills"] if b.get("logical_date")}
+        since = datetime.now(timezone.utc)
+        for attempt in range(attempts):
+            try:
+                return self.request("POST", "/backfills", json=body)
+            except AirflowApiError as exc:
+                if " -> 409:" not in str(exc):
+                    raise
+                same = self._running_backfill(dag_id, from_date, to_date)
+                if same is None:
+                    raise
+            if self._backfill_runs_appear(dag_id, expected, since, timeout=settle):
+                return same
+            if attempt < attempts - 1:
+                self.cancel_backfill(same["id"])
+        raise AirflowApiError(f"backfill of {dag_id} [{from_date}, {to_date}]: created {attempts} times, "
+                              f"and none of its runs ({len(expected)}) appeared")
+
+    def _running_backfill(self, dag_id: str, from_date: str, to_date: str) -> dict | None:
+        running = self.request("GET", "/backfills", params={"dag_id": dag_id, "limit": 100})["backfills"]
+        same = [b for b in running if b.get("completed_at") is None
+                and _instant(b["from_date"]) == _instant(from_date)
+                and _instant(b["to_date"]) == _instant(to_date)]
+        return same[0] if same else None
+
+    def _backfill_runs_appear(self, dag_id: str, expected: set[datetime], since: datetime, *,
+                              timeout: float, poll: float = 2.0) -> bool:
+        """Whether every day in ``expected`` has a backfill run queued after ``since``."""
+        if not expected:
+            return True
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.request("GET", f"/dags/{dag_id}/dagRuns", params={
+                "limit": 1000, "logical_date_gte": min(expected).isoformat(),
+                "logical_date_lte": max(expected).isoformat()})["dag_runs"]
+            backfilled = {_instant(r["logical_date"]) for r in runs
+                          if r.get("run_type") == "backfill" and r.get("queued_at")
+                          and _instant(r["queued_at"]) >= since}
+            if expected <= backfilled:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+
+    def cancel_backfill(self, backfill_id: int) -> None:
+        """Cancel a running backfill (its queued runs fail); one already gone or done is left be."""
+        try:
+            self.request("PUT", f"/backfills/{backfill_id}/cancel")
         except AirflowApiError as exc:
-            if " -> 409:" not in str(exc):
+            if " -> 404:" not in str(exc) and " -> 409:" not in str(exc):
                 raise
-            running = self.request("GET", "/backfills", params={"dag_id": dag_id, "limit": 100})["backfills"]
-            same = [b for b in running if b.get("completed_at") is None
-                    and _instant(b["from_date"]) == _instant(from_date)
-                    and _instant(b["to_date"]) == _instant(to_date)]
-            if not same:
-                raise
-            return same[0]
 
     def wait_for_runs(self, dag_id: str, *, count: int, timeout: float, poll: float = 3.0,
                       since: str | None = None) -> list[dict]:
