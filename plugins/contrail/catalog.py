@@ -406,6 +406,13 @@ def current_landed_manifests(s3: "S3Client", bucket: str, dataset: str) -> dict[
     return {dt: landing_manifest_key(dataset, dt, v) for dt, v in current_versions(keys).items()}
 
 
+def validation_keys(s3: "S3Client", bucket: str, dataset: str) -> tuple[list[str], list[str]]:
+    """The keys the quality gate plans from, one LIST each: every landed object of ``dataset``
+    (its manifests name the versions) and every stored quality result."""
+    return ([o.key for o in lake.list_objects(s3, bucket, landing_zone(dataset))],
+            [o.key for o in lake.list_objects(s3, bucket, quality_results_zone(dataset))])
+
+
 # ---------------------------------------------------------------------------- stream zones
 
 def stream_object_sha(object_key: str) -> str:

@@ -37,6 +37,12 @@ LOOKBACK_DATASETS: tuple[str, ...] = ("flights",)
 STDERR_TAIL_LINES = 40
 
 
+def lookback_span(dataset: str, lookback_days: int = LOOKBACK_DAYS) -> int:
+    """How many days before a target a build reads of ``dataset``: ``lookback_days`` for a
+    dataset read with a trailing window, 0 (the target's own day only) for the others."""
+    return lookback_days if dataset in LOOKBACK_DATASETS else 0
+
+
 class SparkJobError(RuntimeError):
     """The Spark job failed; the message carries the tail of its stderr."""
 
@@ -73,7 +79,7 @@ def plan_features(
     targets = sorted({d for d in pending if all(d in validated.get(ds, {}) for ds in datasets)})
     inputs: dict[str, dict[str, dict[str, Any]]] = {}
     for dataset in datasets:
-        span = lookback_days if dataset in LOOKBACK_DATASETS else 0
+        span = lookback_span(dataset, lookback_days)
         needed = {t - timedelta(days=k) for t in targets for k in range(span + 1)}
         available = validated.get(dataset, {})
         inputs[dataset] = {
@@ -84,7 +90,7 @@ def plan_features(
         "job_version": job_version,
         "bucket": bucket,
         "targets": [t.isoformat() for t in targets],
-        "lookback_days": {ds: (lookback_days if ds in LOOKBACK_DATASETS else 0) for ds in datasets},
+        "lookback_days": {ds: lookback_span(ds, lookback_days) for ds in datasets},
         "inputs": inputs,
     }
     if build is not None:

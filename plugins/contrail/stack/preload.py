@@ -62,9 +62,9 @@ TASK_MODULES: tuple[str, ...] = (
 )
 
 
-def preload(modules: tuple[str, ...] = TASK_MODULES, *, plugins: bool = True) -> float:
-    """Import ``modules`` and (``plugins``) load the plugins folder the way a task process does;
-    returns the seconds it took. Raises if any of it started a thread."""
+def preload(modules: tuple[str, ...] = TASK_MODULES) -> float:
+    """Import ``modules`` and load the plugins folder the way a task process does; returns the
+    seconds it took. Raises if any of it started a thread."""
     started = time.perf_counter()
     gx_log = logging.getLogger("great_expectations")
     level = gx_log.level
@@ -74,11 +74,10 @@ def preload(modules: tuple[str, ...] = TASK_MODULES, *, plugins: bool = True) ->
             importlib.import_module(name)
     finally:
         gx_log.setLevel(level)
-    if plugins:
-        # cached for the process: the task runner's first call (its on_starting hook) is then free
-        from airflow.sdk.listener import get_listener_manager
+    # cached for the process: the task runner's first call (its on_starting hook) is then free
+    from airflow.sdk.listener import get_listener_manager
 
-        get_listener_manager()
+    get_listener_manager()
     threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     if threads:
         raise RuntimeError(f"preloading started threads {threads}: a fork would copy only one of them")

@@ -63,9 +63,8 @@ def pending_feature_dates(validated: dict[str, dict[date, dict]], built: dict[da
 def awaiting_validation(s3, bucket: str, dataset: str) -> set[date]:
     """Days whose current landed version of ``dataset`` has no quality result yet: a quality run
     is on its way for them (landing emitted the asset that schedules it)."""
-    manifests = [o.key for o in lake.list_objects(s3, bucket, catalog.landing_zone(dataset))]
-    results = [o.key for o in lake.list_objects(s3, bucket, catalog.quality_results_zone(dataset))]
-    return {date.fromisoformat(pv.dt) for pv in catalog.pending_validation(manifests, results)}
+    return {date.fromisoformat(pv.dt)
+            for pv in catalog.pending_validation(*catalog.validation_keys(s3, bucket, dataset))}
 
 
 def held_back(targets: Collection[date], awaiting: Mapping[str, Collection[date]], *,
@@ -78,12 +77,12 @@ def held_back(targets: Collection[date], awaiting: Mapping[str, Collection[date]
     from judged inputs, also when validations finish out of order (a retried quality task). The
     quality run that judges the partition emits the asset that schedules the next features run.
     """
-    from contrail.features import LOOKBACK_DATASETS
+    from contrail.features import lookback_span
 
     held = set()
     for dt in targets:
         for dataset, days in awaiting.items():
-            span = timedelta(days=lookback_days if dataset in LOOKBACK_DATASETS else 0)
+            span = timedelta(days=lookback_span(dataset, lookback_days))
             if any(dt - span <= d <= dt for d in days):
                 held.add(dt)
                 break

@@ -157,8 +157,7 @@ def validate(s3, bucket: str, *, dataset: str, gate_factory, run: QualityRun,
     named in ``answers_for`` and judged before) and the Data Docs site it built (None when
     nothing was validated). ``gate_factory`` makes the engine only when something is to be
     validated (GX costs seconds to import)."""
-    manifests = [o.key for o in lake.list_objects(s3, bucket, catalog.landing_zone(dataset))]
-    results = [o.key for o in lake.list_objects(s3, bucket, catalog.quality_results_zone(dataset))]
+    manifests, results = catalog.validation_keys(s3, bucket, dataset)
     suite = f"{dataset}_raw"
     version_of_suite = suite_version(suite)
     stale: set[tuple[str, int]] = set()
