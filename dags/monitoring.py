@@ -1,8 +1,9 @@
 """
 ### Monitoring — how the champion does once outcomes land (`monitoring`)
 
-Scheduled on landed flights: each drop carries the day's `arr_delay`, the outcome of every
-prediction made for it. Joins each day's predictions (batch `predictions/<model>/dt=…` and
+Scheduled on landed flights *and* new predictions: each drop carries the day's `arr_delay`, the
+outcome of every prediction made for it, and a run waits until the day is also scored (a
+catch-up with no champion yet starts no run; a year of landed days is judged in one). Joins each day's predictions (batch `predictions/<model>/dt=…` and
 stream) to those outcomes and publishes `monitoring/<model>/dt=…/`: per model version, source
 and day, ROC AUC, Brier, calibration error (ECE), observed and predicted positive rate, and the
 largest PSI of the main features against the training window. The series goes to MLflow (a
@@ -25,7 +26,7 @@ from contrail.dag_defaults import DEFAULT_ARGS, TAGS
 
 with DAG(
     dag_id="monitoring",
-    schedule=assets.landing("flights"),
+    schedule=assets.landing("flights") & assets.predictions(),
     start_date=datetime(2013, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=1,
