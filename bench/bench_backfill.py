@@ -13,9 +13,13 @@ one gate, plan + spark-submit + audit-and-publish, fit once (``train_on_lake``, 
 every day. Per stage it prints wall time, task instances and the ratio stack / floor, and how
 many days' data differ between the stack's lake and the floor's (0: same data, once).
 ``--drills`` kills the scheduler, a running task and the Spark job with ``kill -9`` mid-backfill.
+``--live`` measures the stream path while the backfill runs: once the first two weeks are built,
+the training DAG fits a champion on them (it scores the year as it is built; no year training,
+so the floor's predictions differ), one day of events is replayed through Firehose at 240x while
+the rest of the year catches up, and another once it is done (the reference).
 
     .venv/bin/python bench/bench_backfill.py [--from 2013-01-01] [--to 2013-12-30]
-        [--profile embedded|scaleout] [--no-floor] [--no-stack] [--drills] [--no-preload]
+        [--profile embedded|scaleout] [--no-floor] [--no-stack] [--drills] [--live] [--no-preload]
 
 The landing DAGs catch up from their start date (2013-01-01), so a shorter run keeps
 ``--from 2013-01-01`` and moves ``--to``. Compare ratios within one run: the machine is shared and its load moves every figure.
@@ -29,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -39,6 +44,17 @@ STAGE_DAGS = {"landing": ("landing_flights", "landing_weather"), "quality": ("qu
 BENCH_ENV = {"CONTRAIL_AIRFLOW_PORT": "28280", "CONTRAIL_MLFLOW_PORT": "25200",
              "CONTRAIL_EMULATOR_PORT": "24766", "CONTRAIL_SPARK_CONNECT_PORT": "25302",
              "CONTRAIL_REDIS_DB": "12"}
+# --live: a champion fitted on the first two weeks once they are built; one day of events replayed
+# through Firehose while the rest of the year is still catching up, another once it is done
+LIVE_TRAIN_DAYS = 14
+LIVE_DAY_DURING, LIVE_DAY_AFTER = date(2013, 1, 3), date(2013, 1, 2)
+# a day whose drop is held back and arrives while the backfill runs: the daily increment under load
+LIVE_LATE_DAY = date(2013, 1, 15)
+LIVE_SPEEDUP = 240.0
+# CONTRAIL_BENCH_PORT_OFFSET moves every port (and the Redis db by one) so two runs, say one per
+# profile, can share the machine
+_OFFSET = int(os.environ.get("CONTRAIL_BENCH_PORT_OFFSET", "0"))
+BENCH_ENV = {k: str(int(v) + (_OFFSET if k.endswith("_PORT") else min(_OFFSET, 1))) for k, v in BENCH_ENV.items()}
 SERVICE_URLS = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__BROKER_URL",
                 "AIRFLOW__CELERY__RESULT_BACKEND", "CONTRAIL_MLFLOW_BACKEND_URI")
 
@@ -209,8 +225,85 @@ class Drills:
         self.log(f"\n[bench] kill -9: {what} {detail}".rstrip())
 
 
+def stream_freshness(settings, api, day: date, log, on_tick=None) -> list[float]:
+    """One day of events through Firehose at LIVE_SPEEDUP x, scored on the event path
+    (``stream_scoring``); seconds from ``PutRecordBatch`` to each prediction being visible."""
+    from bench_freshness import replay_and_wait
+
+    api.set_paused("stream_scoring", False)
+
+    def safety_net() -> None:  # apache/airflow#56050: an event can strand until the next one
+        log(f"\n[bench] live path {day}: stalled, the sweep picks up what is left")
+        api.set_paused("stream_sweep", False)
+        api.trigger("stream_sweep")
+
+    return list(replay_and_wait(settings, day, LIVE_SPEEDUP, on_stall=safety_net, on_tick=on_tick).values())
+
+
+class LivePath(threading.Thread):
+    """The live path during the backfill: once the first LIVE_TRAIN_DAYS days are built, the
+    training DAG fits a champion on them; then LIVE_DAY_DURING's events are replayed through
+    Firehose while the rest of the year is still landing, being validated and built, and the
+    held-back LIVE_LATE_DAY is dropped: the daily increment during the backfill (drop ->
+    predictions visible). The batch backlog (days not yet built) is recorded when the replay
+    starts and ends."""
+
+    def __init__(self, settings, days: list[date], log) -> None:
+        super().__init__(daemon=True)
+        self.settings, self.days, self.log = settings, days, log
+        self.out: dict = {}
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+
+    def _run(self) -> None:
+        from contrail import lake
+        from contrail.demo import wait_for
+        from contrail.stack.api import AirflowClient
+
+        api = AirflowClient.for_local(self.settings)
+        progress = Progress(lake.s3_client(self.settings), self.settings)
+        first = self.days[:LIVE_TRAIN_DAYS]
+        wait_for(lambda: progress.done(first)["features"] == len(first), "the first weeks' features", 7200,
+                 poll=5, log=lambda *_a, **_k: None)
+        run = api.trigger("training", conf=training_window(first))
+        done = wait_for(lambda: _terminal(api, "training", run["dag_run_id"]), "the live path's champion", 1800,
+                        poll=5, log=lambda *_a, **_k: None)
+        if done != "success":
+            raise RuntimeError(f"training run {run['dag_run_id']} (the live path's champion) {done}")
+        self.out["backlog_at_start"] = len(self.days) - progress.done(self.days)["features"]
+        self.log(f"\n[bench] live path: champion fitted on {first[0]}..{first[-1]}; replaying {LIVE_DAY_DURING} "
+                 f"at {LIVE_SPEEDUP:g}x with {self.out['backlog_at_start']} days still to build")
+        from contrail.simulate import drop_days
+
+        late: dict[str, float] = {}
+        t_late = time.monotonic()
+        drop_days(progress.s3, self.settings.bucket, [LIVE_LATE_DAY])
+
+        def time_late_day() -> None:
+            done = progress.done([LIVE_LATE_DAY])
+            for stage in ("landing", "quality", "features", "scoring"):
+                if stage not in late and done[stage]:
+                    late[stage] = time.monotonic() - t_late
+
+        self.out["during"] = stream_freshness(self.settings, api, LIVE_DAY_DURING, self.log, on_tick=time_late_day)
+        self.out["backlog_at_end"] = len(self.days) - progress.done(self.days)["features"]
+        wait_for(lambda: time_late_day() or "scoring" in late, "the late day's predictions", 1800, poll=5,
+                 log=lambda *_a, **_k: None)
+        self.out["late_day"] = late
+
+
+def _terminal(api, dag_id: str, run_id: str) -> str | None:
+    state = api.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+    return state if state in ("success", "failed") else None
+
+
 def run_stack(profile: str, days: list[date], increment: date | None, log=print, drills: bool = False,
-              preload: bool = True) -> dict:
+              preload: bool = True, live: bool = False) -> dict:
     from contrail import lake
     from contrail.demo import DAG_IDS, MemorySampler, wait_for
     from contrail.settings import load_settings
@@ -224,7 +317,7 @@ def run_stack(profile: str, days: list[date], increment: date | None, log=print,
     for key in SERVICE_URLS:
         os.environ.pop(key, None)
     settings = load_settings()
-    out: dict = {"profile": profile, "days": len(days), "preload": preload}
+    out: dict = {"profile": profile, "days": len(days), "preload": preload, "live": live}
     t_start = time.monotonic()
     local.start(settings)
     out["start_s"] = time.monotonic() - t_start
@@ -235,23 +328,37 @@ def run_stack(profile: str, days: list[date], increment: date | None, log=print,
         progress = Progress(s3, settings)
         with MemorySampler(settings, interval=2.0) as mem:
             t0 = time.monotonic()
-            drop_days(s3, settings.bucket, days)
+            # with --live one day arrives late, during the backfill (LivePath drops it)
+            drop_days(s3, settings.bucket, [d for d in days if not (live and d == LIVE_LATE_DAY)])
             out["drops_s"] = time.monotonic() - t0
             log(f"[bench] dropped {len(days)} days in {out['drops_s']:.1f}s; the DAGs catch up")
             for dag_id in DAG_IDS:
                 api.set_paused(dag_id, False)
             finished: dict[str, float] = {}
             drill = Drills(settings, api, len(days), log) if drills else None
-            wait_all(progress, days, ("landing", "quality", "features"), finished, t0, api, 7200, log, drill)
+            probe = LivePath(settings, days, log) if live else None
+            if probe:
+                probe.start()
+
+            def watch(done: dict[str, int]) -> None:
+                if drill:
+                    drill(done)
+                if probe and probe.error is not None:
+                    raise RuntimeError(f"the live path during the backfill failed: {probe.error!r}")
+
+            wait_all(progress, days, ("landing", "quality", "features"), finished, t0, api, 7200, log, watch)
             t_train = time.monotonic()
-            run = api.trigger("training", conf=training_window(days))
-
-            def trained() -> str | None:
-                state_ = api.request("GET", f"/dags/training/dagRuns/{run['dag_run_id']}")["state"]
-                return state_ if state_ in ("success", "failed") else None
-
-            if wait_for(trained, "the training run", 1800, log=lambda *_a, **_k: None) != "success":
-                raise RuntimeError(f"training run {run['dag_run_id']} failed")
+            if probe:
+                # the champion fitted on the first weeks scores the year as it is built
+                probe.join(timeout=3600)
+                if probe.error is not None or probe.is_alive():
+                    raise RuntimeError(f"the live path during the backfill did not finish: {probe.error}")
+                out["live"] = probe.out
+            else:
+                run = api.trigger("training", conf=training_window(days))
+                if wait_for(lambda: _terminal(api, "training", run["dag_run_id"]), "the training run", 1800,
+                            log=lambda *_a, **_k: None) != "success":
+                    raise RuntimeError(f"training run {run['dag_run_id']} failed")
             finished["training"] = time.monotonic() - t0
             out["training_s"] = time.monotonic() - t_train
             wait_all(progress, days, ("scoring",), finished, t0, api, 3600, log)
@@ -265,6 +372,8 @@ def run_stack(profile: str, days: list[date], increment: date | None, log=print,
             t_digest = time.monotonic()
             out["digest"] = lake_digest(s3, settings, days)
             log(f"[bench] lake digest read in {time.monotonic() - t_digest:.0f}s")
+            # what the stack holds once the year is done (the emulator keeps the lake in memory)
+            out["after_by_component"] = local.memory_by_component(settings)
             out["wall_s"] = finished["scoring"]
             out["peak_mib"] = mem.peak
             out["task_instances"] = {stage: sum(task_instances(api, d) for d in STAGE_DAGS[stage])
@@ -282,6 +391,8 @@ def run_stack(profile: str, days: list[date], increment: date | None, log=print,
                 except TimeoutError as exc:  # the backfill's figures are still worth printing
                     out["increment_error"] = f"{increment}: {exc}"
             out["peak_with_increment_mib"] = mem.peak
+            if live:  # the same path on the stack once the year is done: the reference
+                out["live"]["after"] = stream_freshness(settings, api, LIVE_DAY_AFTER, log)
     finally:
         local.stop(settings)
         local.reset(settings)
@@ -396,10 +507,16 @@ def report(stack: dict | None, floor: dict | None) -> None:
         print(f"bare-compute floor, all stages: {total_floor:.0f} s")
     if stack:
         print(f"backfill of {stack['days']} days, drops -> predictions for every day: {stack['wall_s']:.0f} s "
-              f"({stack['wall_s'] / 60:.1f} min), training {stack['training_s']:.0f} s of it")
+              f"({stack['wall_s'] / 60:.1f} min), "
+              + (f"scored by the champion fitted on the first {LIVE_TRAIN_DAYS} days during it"
+                 if stack.get("live") else f"training {stack['training_s']:.0f} s of it"))
         if floor:
             print(f"orchestration overhead: stack / floor = {stack['wall_s'] / sum(floor.values()):.2f}x")
         print(f"stack memory peak (PSS) during the backfill: {stack['peak_mib']:.0f} MiB")
+        after = stack.get("after_by_component") or {}
+        if after:
+            parts = ", ".join(f"{name} {mib:.0f}" for name, mib in sorted(after.items(), key=lambda kv: -kv[1]))
+            print(f"stack memory (PSS) once the backfill is done: {sum(after.values()):.0f} MiB ({parts})")
         if stack.get("killed"):
             print(f"kill -9 during the backfill: {', '.join(stack['killed'])}; supervisor restarts: "
                   f"{stack.get('restarts', {})}")
@@ -407,6 +524,25 @@ def report(stack: dict | None, floor: dict | None) -> None:
             differ = compare_digests(stack["digest"], floor_digest)
             print("days whose lake differs from the floor's (landed content+version, validated version, "
                   f"features data, predicted probabilities): {differ}")
+        if stack.get("live"):
+            from bench_freshness import _pct
+
+            lv = stack["live"]
+            for when, day in (("during", LIVE_DAY_DURING), ("after", LIVE_DAY_AFTER)):
+                if lv.get(when):
+                    f = lv[when]
+                    print(f"live path {when} the backfill ({day}, {len(f)} events at {LIVE_SPEEDUP:g}x): "
+                          f"p50 {_pct(f, 0.5):.1f} s, p95 {_pct(f, 0.95):.1f} s, max {max(f):.1f} s"
+                          + (f"; days still to build {lv['backlog_at_start']} -> {lv['backlog_at_end']}"
+                             if when == "during" else ""))
+            if lv.get("late_day"):
+                la = lv["late_day"]
+                print(f"daily increment during the backfill ({LIVE_LATE_DAY}, dropped late): landed {la['landing']:.0f} s, "
+                      f"validated {la['quality']:.0f} s, built {la['features']:.0f} s, predictions visible "
+                      f"{la['scoring']:.0f} s after the drop")
+            if lv.get("during") and lv.get("after"):
+                print(f"live path p95, during / after the backfill: "
+                      f"{_pct(lv['during'], 0.95) / _pct(lv['after'], 0.95):.2f}x")
         if "increment_error" in stack:
             print(f"daily increment not done: {stack['increment_error']}")
         if "increment" in stack:
@@ -428,11 +564,16 @@ def main() -> int:
     parser.add_argument("--no-stack", action="store_true")
     parser.add_argument("--no-preload", action="store_true",
                         help="start the stack with CONTRAIL_TASK_PRELOAD=0: every task process imports cold")
+    parser.add_argument("--live", action="store_true",
+                        help="measure the stream path during the backfill (a champion fitted on the first "
+                             "two weeks scores the year; no year training)")
     parser.add_argument("--drills", action="store_true",
                         help="kill -9 the scheduler, a running task and the Spark job during the backfill")
     args = parser.parse_args()
     if args.first != date(2013, 1, 1) and not args.no_stack:
         parser.error("the landing DAGs catch up from 2013-01-01: keep --from there (move --to)")
+    if args.live and args.last <= LIVE_LATE_DAY + timedelta(days=1):
+        parser.error(f"--live drops {LIVE_LATE_DAY} late and holds the last day back: --to after it")
     days = days_between(args.first, args.last)
     # the last day is held back: dropped on the warm stack once the rest is scored
     backfill, increment = days[:-1], days[-1]
@@ -440,7 +581,7 @@ def main() -> int:
     if floor:
         print("floor:", {k: round(v, 1) for k, v in floor.items() if k != "digest"}, flush=True)
     stack = None if args.no_stack else run_stack(args.profile, backfill, increment, drills=args.drills,
-                                                 preload=not args.no_preload)
+                                                 preload=not args.no_preload, live=args.live)
     report(stack, floor)
     return 0
 

@@ -431,18 +431,31 @@ def stack_processes(settings: Settings) -> list[Any]:
     return procs
 
 
-def memory_mb(settings: Settings) -> float:
-    """Resident memory (PSS where available) of every process of the stack, in MiB."""
+def memory_by_component(settings: Settings) -> dict[str, float]:
+    """PSS (RSS where PSS is unavailable) of each component with all its children, in MiB."""
     import psutil
 
-    total = 0
-    for proc in stack_processes(settings):
+    out: dict[str, float] = {}
+    for name, pid in running(settings).items():
+        total = 0
         try:
-            info = proc.memory_full_info()
-            total += getattr(info, "pss", info.rss)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
             continue
-    return total / 2**20
+        for proc in procs:
+            try:
+                info = proc.memory_full_info()
+                total += getattr(info, "pss", info.rss)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        out[name] = total / 2**20
+    return out
+
+
+def memory_mb(settings: Settings) -> float:
+    """Resident memory (PSS where available) of every process of the stack, in MiB."""
+    return sum(memory_by_component(settings).values())
 
 
 def listening_addresses(settings: Settings) -> set[tuple[str, int]]:
