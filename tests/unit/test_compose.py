@@ -29,7 +29,7 @@ DEFAULT_IS_RIGHT = {
     "CONTRAIL_FEATURE_SET": "the pipeline's own feature set",
     "CONTRAIL_STREAM_DRAIN_IDLE_S": "a tuning knob, same as on one machine",
     "CONTRAIL_STACK_NAME": "aws mode only",
-    "CONTRAIL_TASK_PRELOAD": "how `contrail stack` starts its processes; the containers' commands are written out",
+    "CONTRAIL_TASK_PRELOAD": "how `contrail stack` starts its processes; the workers' commands name the preload entry point",
     "CONTRAIL_AIRFLOW_PORT": "ports only build loopback URLs; the service URLs are set instead",
     "CONTRAIL_MLFLOW_PORT": "as above",
     "CONTRAIL_EMULATOR_PORT": "as above",
@@ -185,9 +185,16 @@ def test_ports_are_published_on_loopback_at_the_port_served(compose: dict[str, A
             assert int(container_port) == int(host_port) == served[name], mapping
 
 
+PRELOADED = ["python", "-m", "contrail.stack.preload"]
+
+
 def test_workers_and_queues(compose: dict[str, Any]) -> None:
-    workers = {name: s["command"] for name, s in compose["services"].items() if s.get("command", [""])[:2] == ["celery", "worker"]}
+    # Celery forks the task processes: each worker starts through the preload entry point,
+    # which then runs `airflow celery worker …` (so dumb-init, not the image's `airflow` entrypoint)
+    workers = {name: s["command"][len(PRELOADED):] for name, s in compose["services"].items()
+               if s.get("command", [""])[:len(PRELOADED) + 2] == [*PRELOADED, "celery", "worker"]}
     assert len(workers) == 2
+    assert all(compose["services"][name]["entrypoint"] == ["/usr/bin/dumb-init", "--"] for name in workers)
     queues = {name: set(_flag(cmd, "--queues").split(",")) for name, cmd in workers.items()}
     assert all("default" in q for q in queues.values())
     assert [name for name, q in queues.items() if "spark" in q] == ["worker-spark"]
