@@ -327,6 +327,7 @@ def run_stack(profile: str, days: list[date], increment: date | None, log=print,
         s3 = lake.s3_client(settings)
         progress = Progress(s3, settings)
         with MemorySampler(settings, interval=2.0) as mem:
+            cpu_before = local.cpu_by_component(settings)
             t0 = time.monotonic()
             # with --live one day arrives late, during the backfill (LivePath drops it)
             drop_days(s3, settings.bucket, [d for d in days if not (live and d == LIVE_LATE_DAY)])
@@ -372,6 +373,9 @@ def run_stack(profile: str, days: list[date], increment: date | None, log=print,
             t_digest = time.monotonic()
             out["digest"] = lake_digest(s3, settings, days)
             log(f"[bench] lake digest read in {time.monotonic() - t_digest:.0f}s")
+            # where the machine's time went: CPU seconds per component, drops -> every day scored
+            cpu_after = local.cpu_by_component(settings)
+            out["cpu_by_component"] = {n: cpu_after[n] - cpu_before.get(n, 0.0) for n in cpu_after}
             # what the stack holds once the year is done (the emulator keeps the lake in memory)
             out["after_by_component"] = local.memory_by_component(settings)
             out["wall_s"] = finished["scoring"]
@@ -517,6 +521,11 @@ def report(stack: dict | None, floor: dict | None) -> None:
         if after:
             parts = ", ".join(f"{name} {mib:.0f}" for name, mib in sorted(after.items(), key=lambda kv: -kv[1]))
             print(f"stack memory (PSS) once the backfill is done: {sum(after.values()):.0f} MiB ({parts})")
+        cpu = stack.get("cpu_by_component") or {}
+        if cpu:
+            parts = ", ".join(f"{name} {sec:.0f}" for name, sec in sorted(cpu.items(), key=lambda kv: -kv[1]))
+            print(f"CPU seconds the stack used, drops -> every day scored: {sum(cpu.values()):.0f} s "
+                  f"({sum(cpu.values()) / stack['wall_s']:.2f} of {os.cpu_count()} cores busy on average; {parts})")
         if stack.get("killed"):
             print(f"kill -9 during the backfill: {', '.join(stack['killed'])}; supervisor restarts: "
                   f"{stack.get('restarts', {})}")

@@ -439,7 +439,8 @@ class QualityGate:
     """Validates partitions against the suites in ``expectations/``; one per task.
 
     ``references`` overrides the reference lists (default: the data contract's).
-    ``docs_dir`` is where :meth:`build_data_docs` writes the site (default: a temp dir).
+    ``docs_dir`` is where :meth:`build_data_docs` writes the site (default: a temporary
+    directory removed with the gate: pass one to keep the site longer than the gate).
     """
 
     def __init__(
@@ -465,7 +466,12 @@ class QualityGate:
 
     @cached_property
     def docs_dir(self) -> Path:
-        return self._docs_dir or Path(tempfile.mkdtemp(prefix="contrail-data-docs-"))
+        if self._docs_dir is not None:
+            return self._docs_dir
+        # a site of the gate's own, removed with the gate (or at exit): a long-lived task
+        # process runs many gates and must not leave a directory behind for each
+        self._own_docs = tempfile.TemporaryDirectory(prefix="contrail-data-docs-")
+        return Path(self._own_docs.name)
 
     @cached_property
     def context(self) -> Any:

@@ -46,11 +46,12 @@ _COLUMN_MAP = {"expect_column_values_to_be_in_set", "expect_column_values_to_be_
 _NULL_MAP = {"expect_column_values_to_not_be_null", "expect_column_values_to_be_null"}
 _PAIR_MAP = {"expect_column_pair_values_to_be_equal", "expect_column_pair_values_a_to_be_greater_than_b"}
 _COMPOUND = "expect_compound_columns_to_be_unique"
-_SAME_FOR_ALL = {"expect_table_columns_to_match_set"}
+_UNIQUE = {_COMPOUND, "expect_column_values_to_be_unique"}  # unique within a partition, not across
+_SAME_FOR_ALL = {"expect_table_columns_to_match_set", "expect_table_columns_to_not_contain"}
 _AGGREGATE = {"expect_table_row_count_to_be_between", "expect_column_min_to_be_between",
               "expect_column_max_to_be_between", "expect_column_proportion_of_non_null_values_to_be_between",
               "expect_column_distinct_values_to_equal_set"}
-KNOWN = _COLUMN_MAP | _NULL_MAP | _PAIR_MAP | {_COMPOUND} | _SAME_FOR_ALL | _AGGREGATE
+KNOWN = _COLUMN_MAP | _NULL_MAP | _PAIR_MAP | _UNIQUE | _SAME_FOR_ALL | _AGGREGATE
 
 
 def schema(frame: pd.DataFrame) -> tuple[tuple[str, str], ...]:
@@ -112,7 +113,7 @@ def _missing_mask(chunk: _Chunk, kind: str, kwargs: dict[str, Any]) -> np.ndarra
     frame = chunk.frame
     if kind in _NULL_MAP:
         return None
-    if kind in _COLUMN_MAP:
+    if kind in _COLUMN_MAP or "column" in kwargs:
         return frame[kwargs["column"]].isna().to_numpy()
     if kind in _PAIR_MAP:
         a, b = frame[kwargs["column_A"]].isna().to_numpy(), frame[kwargs["column_B"]].isna().to_numpy()
@@ -145,7 +146,7 @@ def _map_results(chunk: _Chunk, kind: str, config: dict[str, Any], batch: dict[s
             missing_counts is not None and int(missing_counts.sum()) != res.get("missing_count")):
         raise _Attribution(f"{kind}: counts do not add up to GX's totals")
     unexpected_by: dict[int, list[Any]] = {}
-    if kind != _COMPOUND:
+    if kind not in _UNIQUE:
         index = np.asarray(res.get("unexpected_index_list") or [], dtype=int)
         if len(index) != (res.get("unexpected_count") or 0):
             raise _Attribution(f"{kind}: {len(index)} unexpected rows indexed, {res.get('unexpected_count')} counted")
@@ -160,8 +161,8 @@ def _map_results(chunk: _Chunk, kind: str, config: dict[str, Any], batch: dict[s
     mostly = kwargs.get("mostly", 1.0)
     out: list[dict[str, Any] | None] = []
     for p in range(len(chunk.frames)):
-        if kind == _COMPOUND:  # a key may repeat on other days: unique within the partition only
-            keys = chunk.frames[p][list(kwargs["column_list"])]
+        if kind in _UNIQUE:  # a key may repeat on other days: unique within the partition only
+            keys = chunk.frames[p][list(kwargs.get("column_list") or [kwargs["column"]])]
             keep = ~(missing[chunk.owner == p]) & domain[chunk.owner == p]
             if keys[keep].duplicated(keep=False).any():
                 dirty.add(p)

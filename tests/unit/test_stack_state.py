@@ -25,3 +25,24 @@ def test_secrets_are_created_once_and_the_client_logs_in_with_them(tmp_path):
     assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
     client = AirflowClient.for_local(settings)
     assert (client.username, client.password) == (state.AIRFLOW_USER, first["airflow_password"])
+
+
+def test_cpu_by_component_counts_the_process_and_its_finished_children_apart(monkeypatch):
+    """A component's own CPU and its children's (the scheduler's task processes, reaped once
+    they end) are reported apart: what the benchmark prints as where the time went."""
+    from contrail.stack import local
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        f"subprocess.run([sys.executable, '-c', {burn!r}], check=True)\n"  # a child that ends
+        "print('ready', flush=True)\ntime.sleep(30)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "ready"
+        monkeypatch.setattr(local, "running", lambda settings: {"scheduler": parent.pid})
+        cpu = local.cpu_by_component(None)
+        assert set(cpu) == {"scheduler", "scheduler children"}
+        assert cpu["scheduler children"] >= 0.3 > cpu["scheduler"] > 0
+    finally:
+        parent.kill()
+        parent.wait()

@@ -453,6 +453,33 @@ def memory_by_component(settings: Settings) -> dict[str, float]:
     return out
 
 
+def cpu_by_component(settings: Settings) -> dict[str, float]:
+    """CPU seconds (user + system) each component has used so far: its own process as
+    ``<name>``, and as ``<name> children`` its live children and those it has reaped (the
+    scheduler's LocalExecutor workers and their task processes, a Celery worker's pool)."""
+    import psutil
+
+    out: dict[str, float] = {}
+    for name, pid in running(settings).items():
+        try:
+            root = psutil.Process(pid)
+            own = root.cpu_times()
+            children = root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            continue
+        out[name] = own.user + own.system
+        reaped = own.children_user + own.children_system
+        for proc in children:
+            try:
+                t = proc.cpu_times()
+                reaped += t.user + t.system + t.children_user + t.children_system
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        if reaped:
+            out[f"{name} children"] = reaped
+    return out
+
+
 def memory_mb(settings: Settings) -> float:
     """Resident memory (PSS where available) of every process of the stack, in MiB."""
     return sum(memory_by_component(settings).values())

@@ -23,6 +23,7 @@ from contrail.settings import DATASETS
 log = logging.getLogger(__name__)
 
 LOOKBACK_DAYS = 28
+AUDIT_CHUNK = 31  # staged days read and gated together: a month of features in memory at a time
 
 
 def validated_inputs(s3, bucket: str, dataset: str) -> dict[date, dict]:
@@ -190,28 +191,43 @@ def audit_and_publish(s3, bucket: str, planned: Mapping[str, Any], *, feature_se
     request = planned.get("rerun") or Rerun().as_dict()
     rerun_record = {"reason": request.get("reason"), "rebuild": request.get("rebuild", PENDING)}
     rows, warnings, failed = {}, 0, []
-    for dt, manifest in staged.items():
-        report = gate.validate(catalog.read_parts(s3, bucket, manifest["parts"]), suite="features",
-                               dataset=f"features_{feature_set}", dt=date.fromisoformat(dt), version=1)
-        result_key = catalog.features_gate_result_key(feature_set, dt, build)
-        lake.put_json(s3, bucket, result_key, {**report.as_dict(), "summary": report.summary(),
-                                               "build": build, "suite_version": version_of_suite})
-        warnings += len(report.warnings)
-        if not report.passed:
-            failed.append(report.summary())
-            continue
-        partition = catalog.features_partition(feature_set, dt)
-        previous = catalog.published_one(s3, bucket, partition)
-        previous_build = previous.manifest.get("build") if previous else None
-        if previous_build != build:
-            catalog.publish_partition(s3, bucket, partition, {
-                **manifest, "job_version": planned["job_version"], "build": build,
-                "previous_build": previous_build, "suite_version": version_of_suite, **rerun_record,
-                "gate_result_uri": lake.s3_uri(bucket, result_key), "warnings": len(report.warnings),
-            }, marked=previous is not None)
-            catalog.remove_stale_builds(s3, bucket, partition, keep=(build, previous_build))
-        rows[dt] = manifest["rows"]
+    days = list(staged)
+    for start in range(0, len(days), AUDIT_CHUNK):
+        chunk = days[start:start + AUDIT_CHUNK]
+        # a catch-up's days share one GX validation, each judged as if alone (quality_batch)
+        reports = gate.validate_many(
+            [(catalog.read_parts(s3, bucket, staged[dt]["parts"]), date.fromisoformat(dt), 1) for dt in chunk],
+            suite="features", dataset=f"features_{feature_set}")
+        for dt, report in zip(chunk, reports):
+            _publish_audited(s3, bucket, planned, staged[dt], report, dt=dt, feature_set=feature_set,
+                             suite_version=version_of_suite, rerun_record=rerun_record)
+            warnings += len(report.warnings)
+            if report.passed:
+                rows[dt] = staged[dt]["rows"]
+            else:
+                failed.append(report.summary())
     return {"rows": rows, "warnings": warnings, "failed": failed}
+
+
+def _publish_audited(s3, bucket: str, planned: Mapping[str, Any], manifest: Mapping[str, Any], report: Any, *,
+                     dt: str, feature_set: str, suite_version: str, rerun_record: Mapping[str, Any]) -> None:
+    """Record one staged day's gate result; publish the day's build if it passed."""
+    build = planned["build"]
+    result_key = catalog.features_gate_result_key(feature_set, dt, build)
+    lake.put_json(s3, bucket, result_key, {**report.as_dict(), "summary": report.summary(),
+                                           "build": build, "suite_version": suite_version})
+    if not report.passed:
+        return
+    partition = catalog.features_partition(feature_set, dt)
+    previous = catalog.published_one(s3, bucket, partition)
+    previous_build = previous.manifest.get("build") if previous else None
+    if previous_build != build:
+        catalog.publish_partition(s3, bucket, partition, {
+            **manifest, "job_version": planned["job_version"], "build": build,
+            "previous_build": previous_build, "suite_version": suite_version, **rerun_record,
+            "gate_result_uri": lake.s3_uri(bucket, result_key), "warnings": len(report.warnings),
+        }, marked=previous is not None)
+        catalog.remove_stale_builds(s3, bucket, partition, keep=(build, previous_build))
 
 
 # ---------------------------------------------------------------------------- tasks

@@ -29,6 +29,7 @@ written the old result still stands, so a crash is repaired by re-running the sa
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -248,15 +249,18 @@ def validate_task(dataset: str, context: dict) -> list[dict]:
     answers_for = [str(e["dt"]) for e in connections.triggering_extras(context)
                    if e.get("dataset") == dataset and e.get("dt")]
     rerun = from_params(context.get("params") or {})
-    reports, site = validate(s3, cfg.bucket, dataset=dataset, gate_factory=QualityGate,
-                             run=QualityRun(dag_id, run_id), answers_for=answers_for, rerun=rerun)
-    extra = validated_event(dataset, reports, rerun)
-    if site is not None:
-        # the latest build at the site's root, and this run's build kept under runs/<run>/
-        publish_data_docs(s3, cfg.bucket, site, prefix=catalog.data_docs_prefix(run_id))
-        extra["data_docs"] = publish_data_docs(s3, cfg.bucket, site, prefix=catalog.data_docs_prefix())
-        log.info("Data Docs published to %s (this run's build: %s)", extra["data_docs"],
-                 catalog.data_docs_prefix(run_id))
+    # the site is built in a directory of the task's own, gone once it is published
+    with tempfile.TemporaryDirectory(prefix="contrail-data-docs-") as docs:
+        reports, site = validate(s3, cfg.bucket, dataset=dataset,
+                                 gate_factory=lambda: QualityGate(docs_dir=Path(docs)),
+                                 run=QualityRun(dag_id, run_id), answers_for=answers_for, rerun=rerun)
+        extra = validated_event(dataset, reports, rerun)
+        if site is not None:
+            # the latest build at the site's root, and this run's build kept under runs/<run>/
+            publish_data_docs(s3, cfg.bucket, site, prefix=catalog.data_docs_prefix(run_id))
+            extra["data_docs"] = publish_data_docs(s3, cfg.bucket, site, prefix=catalog.data_docs_prefix())
+            log.info("Data Docs published to %s (this run's build: %s)", extra["data_docs"],
+                     catalog.data_docs_prefix(run_id))
     link_validation_pages(s3, cfg.bucket, reports)
     context["outlet_events"][assets.validated(dataset)].extra = extra
     return reports
