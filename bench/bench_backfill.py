@@ -453,8 +453,8 @@ def run_floor(days: list[date], log=print) -> dict:
             _, site = quality_stage.validate(s3, settings.bucket, dataset=ds, gate_factory=QualityGate,
                                              run=quality_stage.QualityRun("floor", f"floor-{ds}"))
             if site is not None:
-                publish_data_docs(s3, settings.bucket, site, prefix=catalog.data_docs_prefix(f"floor-{ds}"))
                 publish_data_docs(s3, settings.bucket, site, prefix=catalog.data_docs_prefix())
+                publish_data_docs(s3, settings.bucket, site, prefix=catalog.data_docs_prefix(f"floor-{ds}"))
         out["quality"] = time.perf_counter() - t
         t = time.perf_counter()
         with tempfile.TemporaryDirectory() as art:

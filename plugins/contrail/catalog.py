@@ -57,6 +57,8 @@ QUARANTINE_ROOT = "quarantine/"
 STREAM_ROOT = "stream/"
 STREAM_PREFIX = f"{STREAM_ROOT}flights/"
 DATA_DOCS_PREFIX = "quality/data-docs/"
+DATA_DOCS_RUNS = DATA_DOCS_PREFIX + "runs/"  # each quality run's build, kept
+DATA_DOCS_STATIC = "static/"  # GX's styles, scripts and images in a built site
 LEDGER_PREFIX = "ledger/stream/flights/"
 OBJECTS_LEDGER = f"{LEDGER_PREFIX}objects/"
 EVENT_CLAIMS = f"{LEDGER_PREFIX}events/"
@@ -230,7 +232,19 @@ def judged_in_range(manifest_keys: Iterable[str], result_keys: Iterable[str],
 
 def data_docs_prefix(run_id: str | None = None) -> str:
     """The Data Docs site; each quality run's build is also kept under ``runs/<run>/``."""
-    return DATA_DOCS_PREFIX if run_id is None else f"{DATA_DOCS_PREFIX}runs/{safe_segment(run_id)}/"
+    return DATA_DOCS_PREFIX if run_id is None else f"{DATA_DOCS_RUNS}{safe_segment(run_id)}/"
+
+
+def data_docs_shared(key: str) -> str | None:
+    """The site root's copy of a static asset a run's build links to (None for any other key).
+
+    GX's static assets (styles, scripts, images: 4 MB, 20 files) are the same in every build,
+    so a run's build is kept without them and its pages' ``static/…`` is served from the root's.
+    """
+    run_and_rest = key[len(DATA_DOCS_RUNS):].split("/", 1) if key.startswith(DATA_DOCS_RUNS) else []
+    if len(run_and_rest) == 2 and run_and_rest[1].startswith(DATA_DOCS_STATIC):
+        return DATA_DOCS_PREFIX + run_and_rest[1]
+    return None
 
 
 def safe_segment(text: str) -> str:

@@ -592,15 +592,31 @@ def publish_data_docs(s3: "S3Client", bucket: str, site_dir: Path, prefix: str =
     """Upload a built Data Docs site under ``prefix`` (the ``quality/`` zone allows overwrite).
 
     GX 1.x has no S3 site store, so the files are put one by one with a content type a
-    browser (or an S3 website endpoint) renders. Returns the ``s3://`` URI of ``index.html``.
+    browser (or an S3 website endpoint) renders. A file whose content the prefix already
+    holds (its ETag is its MD5) is not put again, and a run's build (any prefix but the site
+    root) is kept without GX's static assets: its pages use the root's (see
+    :func:`contrail.catalog.data_docs_shared`), so a year of quality runs keeps one copy of
+    them, not one per run. Returns the ``s3://`` URI of ``index.html``.
     """
+    import hashlib
+
+    from contrail.catalog import DATA_DOCS_STATIC
+    from contrail.lake import list_objects
+
     site_dir = Path(site_dir)
     if not (site_dir / "index.html").exists():
         raise FileNotFoundError(f"{site_dir} has no index.html: build the Data Docs first")
     prefix = prefix if prefix.endswith("/") else prefix + "/"
+    own_static = prefix == DATA_DOCS_PREFIX
+    held = {o.key: o.etag for o in list_objects(s3, bucket, prefix)}
     for path in sorted(p for p in site_dir.rglob("*") if p.is_file()):
-        key = prefix + path.relative_to(site_dir).as_posix()
+        name = path.relative_to(site_dir).as_posix()
+        if name.startswith(DATA_DOCS_STATIC) and not own_static:
+            continue
+        body = path.read_bytes()
+        if held.get(prefix + name) == hashlib.md5(body).hexdigest():
+            continue
         content_type = (_CONTENT_TYPES.get(path.suffix.lower())
                         or mimetypes.guess_type(path.name)[0] or "application/octet-stream")
-        s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=content_type)
+        s3.put_object(Bucket=bucket, Key=prefix + name, Body=body, ContentType=content_type)
     return s3_uri(bucket, prefix + "index.html")

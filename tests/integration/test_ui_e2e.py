@@ -123,6 +123,10 @@ def test_a_person_finds_the_bad_day_its_failing_rule_and_the_model_story(stack, 
     docs = page.locator("body").inner_text()
     assert "origin" in docs and lake_state["dt"] in page.url + docs
     assert "expect_column_values_to_be_in_set" in page.content() or "belong to this set" in docs
+    # the run's build has no static assets of its own: its page's styles are the site root's
+    styles = re.sub(r"(/contrail/docs/runs/[^/]+/).*", r"\1static/styles/data_docs_default_styles.css", page.url)
+    response = page.request.get(styles)
+    assert response.ok and response.headers["content-type"].startswith("text/css"), (styles, response.status)
     _shot(page, "data_docs")
 
     # the model's story in MLflow

@@ -447,3 +447,38 @@ def test_data_docs_build_and_publish(gate: QualityGate) -> None:
         assert any(k.startswith("quality/data-docs/validations/") for k in keys)
         css = next(k for k in keys if k.endswith(".css"))
         assert s3.head_object(Bucket="lake", Key=css)["ContentType"] == "text/css"
+
+
+def test_a_runs_build_keeps_pages_only_and_nothing_unchanged_is_put_again(gate: QualityGate) -> None:
+    """The site root holds GX's static assets once; a run's build holds its pages, and its
+    ``static/…`` is served from the root's. Publishing the same build again puts nothing."""
+    boto3 = pytest.importorskip("boto3")
+    from moto import mock_aws
+
+    from contrail import catalog
+
+    _flights(gate, nycflights.day("flights", DAY))
+    site = gate.build_data_docs()
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="lake")
+        publish_data_docs(s3, "lake", site)
+        run_prefix = catalog.data_docs_prefix("scheduled__2013-03-01T00:00:00+00:00")
+        publish_data_docs(s3, "lake", site, prefix=run_prefix)
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix="quality/")["Contents"]}
+        run_keys = {k for k in keys if k.startswith(run_prefix)}
+        assert run_prefix + "index.html" in run_keys and any("/validations/" in k for k in run_keys)
+        assert not any(k.startswith(run_prefix + "static/") for k in run_keys)
+        root_static = sorted(k for k in keys if k.startswith("quality/data-docs/static/"))
+        assert root_static
+        # each asset a run's page links to resolves to the root's copy
+        asset = root_static[0][len("quality/data-docs/"):]
+        assert catalog.data_docs_shared(run_prefix + asset) == root_static[0]
+        assert catalog.data_docs_shared(run_prefix + "index.html") is None
+        assert catalog.data_docs_shared("quality/data-docs/" + asset) is None
+
+        puts = []
+        s3.meta.events.register("before-call.s3.PutObject", lambda **kw: puts.append(kw["params"]["Key"]))
+        publish_data_docs(s3, "lake", site)
+        publish_data_docs(s3, "lake", site, prefix=run_prefix)
+        assert puts == []

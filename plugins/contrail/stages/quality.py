@@ -256,9 +256,10 @@ def validate_task(dataset: str, context: dict) -> list[dict]:
                                  run=QualityRun(dag_id, run_id), answers_for=answers_for, rerun=rerun)
         extra = validated_event(dataset, reports, rerun)
         if site is not None:
-            # the latest build at the site's root, and this run's build kept under runs/<run>/
-            publish_data_docs(s3, cfg.bucket, site, prefix=catalog.data_docs_prefix(run_id))
+            # the latest build at the site's root (with the static assets every build's pages
+            # use), then this run's build kept under runs/<run>/
             extra["data_docs"] = publish_data_docs(s3, cfg.bucket, site, prefix=catalog.data_docs_prefix())
+            publish_data_docs(s3, cfg.bucket, site, prefix=catalog.data_docs_prefix(run_id))
             log.info("Data Docs published to %s (this run's build: %s)", extra["data_docs"],
                      catalog.data_docs_prefix(run_id))
     link_validation_pages(s3, cfg.bucket, reports)

@@ -11,7 +11,7 @@ Routes (under ``/contrail``):
 * ``object/{key}`` — one lake object (manifests, results, reasons), read with the stack's
   credentials;
 * ``docs/{path}`` — the Data Docs site from ``quality/data-docs/`` (``docs/runs/<run>/…`` is
-  each quality run's own build);
+  each quality run's own build, whose ``static/`` assets are the site root's);
 * ``links/{dag_id}/{run_id}/{task_id}`` — where a task's extra link points: the partition's
   validation page, the features gate results, the MLflow run, the model version.
 
@@ -185,12 +185,14 @@ def create_app():
     def day_json(dt: str):
         return detail(dt)
 
-    def serve(key: str) -> Response:
+    def serve(key: str, fallback: str | None = None) -> Response:
         s3, bucket = connections.s3(), connections.settings().bucket
         try:
             obj = s3.get_object(Bucket=bucket, Key=key)
         except s3.exceptions.NoSuchKey:
-            raise HTTPException(404, f"no object s3://{bucket}/{key}")
+            if fallback is None:
+                raise HTTPException(404, f"no object s3://{bucket}/{key}")
+            return serve(fallback)
         kind = (mimetypes.guess_type(key)[0] or obj.get("ContentType") or "application/octet-stream")
         if key.endswith((catalog.MANIFEST, catalog.REASON, ".json")):
             kind = "application/json"
@@ -202,7 +204,9 @@ def create_app():
 
     @app.get("/docs/{path:path}")
     def data_docs(path: str):
-        return serve(catalog.data_docs_prefix() + (path or "index.html"))
+        key = catalog.data_docs_prefix() + (path or "index.html")
+        # a run's build links to the static assets the site root holds
+        return serve(key, fallback=catalog.data_docs_shared(key))
 
     @app.get("/links/{dag_id}/{run_id}/{task_id}")
     def task_link(request: Request, dag_id: str, run_id: str, task_id: str):
