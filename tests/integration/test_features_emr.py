@@ -118,6 +118,9 @@ class RecordingGate:
         return QualityReport(dataset=dataset, dt=dt, version=version, suite=suite, passed=True,
                              row_count=len(df))
 
+    def validate_many(self, partitions, *, suite, dataset):
+        return [self.validate(df, suite=suite, dataset=dataset, dt=dt, version=v) for df, dt, v in partitions]
+
 
 class StepRunner:
     """Finishes EMR steps in moto's backend, like a cluster would, when the step is polled."""
