@@ -450,7 +450,9 @@ def run_floor(days: list[date], log=print) -> dict:
         out["landing"] = time.perf_counter() - t
         t = time.perf_counter()
         for ds in DATASETS:
-            _, site = quality_stage.validate(s3, settings.bucket, dataset=ds, gate_factory=QualityGate,
+            # as the quality task does: the site is built in a directory that outlives the gate
+            _, site = quality_stage.validate(s3, settings.bucket, dataset=ds,
+                                             gate_factory=lambda: QualityGate(docs_dir=tmp / f"docs-{ds}"),
                                              run=quality_stage.QualityRun("floor", f"floor-{ds}"))
             if site is not None:
                 publish_data_docs(s3, settings.bucket, site, prefix=catalog.data_docs_prefix())
