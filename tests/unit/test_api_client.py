@@ -102,8 +102,25 @@ def test_a_different_running_backfill_is_still_an_error():
     other = {**BACKFILL, "from_date": "2013-02-01T00:00:00Z", "to_date": "2013-02-03T00:00:00Z"}
     c = client(DRY_RUN, Response(409, {"detail": "There is already a running backfill for dag landing_flights"}),
                Response(200, {"backfills": [other], "total_entries": 1}))
-    with pytest.raises(AirflowApiError, match="409"):
+    with pytest.raises(AirflowApiError, match=r"backfill 7 of landing_flights .*2013-02-01.* is still running"):
         c.backfill("landing_flights", "2013-01-05T00:00:00Z", "2013-01-05T00:00:00Z")
+
+
+def test_a_backfill_that_ran_to_completion_before_its_409_arrived_is_found():
+    # the lost answer's backfill already did its one day: completed, and its run is a backfill run
+    done = {**BACKFILL, "completed_at": "2999-01-01T00:00:10Z"}
+    c = client(DRY_RUN, Response(503, {"detail": "Database is locked"}),
+               Response(409, {"detail": "There is already a running backfill for dag landing_flights"}),
+               Response(200, {"backfills": [done], "total_entries": 1}),
+               _runs("backfill", "2999-01-01T00:00:00Z"))
+    assert c.backfill("landing_flights", "2013-01-05T00:00:00Z", "2013-01-05T00:00:00Z")["id"] == 7
+
+
+def test_a_409_from_a_backfill_gone_by_the_time_it_is_looked_up_is_tried_again():
+    c = client(DRY_RUN, Response(409, {"detail": "There is already a running backfill for dag landing_flights"}),
+               Response(200, {"backfills": [], "total_entries": 0}), Response(200, {**BACKFILL, "id": 9}))
+    assert c.backfill("landing_flights", "2013-01-05T00:00:00Z", "2013-01-05T00:00:00Z")["id"] == 9
+    assert c.session.calls[-1] == ("POST", "/backfills")
 
 
 def test_client_errors_are_not_retried():

@@ -96,13 +96,16 @@ class AirflowClient:
                  max_active_runs: int = 2, attempts: int = 3, settle: float = 30.0) -> dict:
         """Create a backfill of ``[from_date, to_date]`` and return it once its runs exist.
 
-        Under SQLite contention a create can fail half-way: Airflow commits the backfill row,
-        fails on its runs and answers 503, and the retry is refused with 409 "already a running
-        backfill" while that row is still there (Airflow removes it, best-effort, or its
-        scheduler marks it complete after two minutes). So a 409 for the very backfill asked for
-        (same DAG and dates) is success only when the runs the dry run names have become backfill
-        runs within ``settle`` seconds; an empty one is cancelled and the create repeated. A 409
-        for any other running backfill stays an error.
+        Under SQLite contention a create can fail half-way, and the client's retry of the 503 or
+        500 is then refused with 409 "already a running backfill": Airflow committed the backfill
+        row and either failed on its runs (it removes that row, best-effort, or its scheduler
+        completes it after two minutes) or succeeded and only the answer was lost (its runs may
+        even have finished by the time the 409 arrives). So after a 409 the newest backfill of the
+        same DAG and dates, running or completed, is the one asked for when the runs the dry run
+        names have become backfill runs since this call began (within ``settle`` seconds); a
+        running one whose runs never appear is cancelled, and the create repeated. A 409 while a
+        backfill of other dates runs is an error that names it; a 409 with nothing running any
+        more (the refusing backfill finished in between) is simply tried again.
         """
         body = {"dag_id": dag_id, "from_date": from_date, "to_date": to_date,
                 "reprocess_behavior": reprocess, "max_active_runs": max_active_runs,
@@ -116,22 +119,25 @@ class AirflowClient:
             except AirflowApiError as exc:
                 if " -> 409:" not in str(exc):
                     raise
-                same = self._running_backfill(dag_id, from_date, to_date)
-                if same is None:
-                    raise
-            if self._backfill_runs_appear(dag_id, expected, since, timeout=settle):
+            listed = self.request("GET", "/backfills",
+                                  params={"dag_id": dag_id, "limit": 100, "order_by": "-id"})["backfills"]
+            same = next((b for b in listed if _instant(b["from_date"]) == _instant(from_date)
+                         and _instant(b["to_date"]) == _instant(to_date)), None)
+            if same is not None and self._backfill_runs_appear(dag_id, expected, since, timeout=settle):
                 return same
-            if attempt < attempts - 1:
-                self.cancel_backfill(same["id"])
-        raise AirflowApiError(f"backfill of {dag_id} [{from_date}, {to_date}]: created {attempts} times, "
+            if same is not None and same.get("completed_at") is None:
+                if attempt < attempts - 1:
+                    self.cancel_backfill(same["id"])
+                continue
+            other = [b for b in listed if b.get("completed_at") is None and b is not same]
+            if other:
+                raise AirflowApiError(
+                    f"backfill of {dag_id} [{from_date}, {to_date}] refused: backfill {other[0]['id']} of "
+                    f"{dag_id} [{other[0]['from_date']}, {other[0]['to_date']}] is still running (Airflow "
+                    "runs one backfill per DAG at a time); wait for it to finish, or cancel it")
+            time.sleep(1 + attempt)
+        raise AirflowApiError(f"backfill of {dag_id} [{from_date}, {to_date}]: tried {attempts} times, "
                               f"and none of its runs ({len(expected)}) appeared")
-
-    def _running_backfill(self, dag_id: str, from_date: str, to_date: str) -> dict | None:
-        running = self.request("GET", "/backfills", params={"dag_id": dag_id, "limit": 100})["backfills"]
-        same = [b for b in running if b.get("completed_at") is None
-                and _instant(b["from_date"]) == _instant(from_date)
-                and _instant(b["to_date"]) == _instant(to_date)]
-        return same[0] if same else None
 
     def _backfill_runs_appear(self, dag_id: str, expected: set[datetime], since: datetime, *,
                               timeout: float, poll: float = 2.0) -> bool:
