@@ -46,3 +46,28 @@ def test_cpu_by_component_counts_the_process_and_its_finished_children_apart(mon
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_memory_by_component_counts_the_live_children_too(monkeypatch):
+    """A component's memory is its process tree's: a Celery worker's pool, the scheduler's
+    LocalExecutor workers."""
+    from contrail.stack import local
+
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'b = bytearray(64 * 2**20); import time; "
+        "print(1, flush=True); time.sleep(30)'], stdout=subprocess.PIPE)\n"
+        "child.stdout.readline()\nprint('ready', flush=True)\ntime.sleep(30)\n")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "ready"
+        monkeypatch.setattr(local, "running", lambda settings: {"scheduler": parent.pid, "gone": 2**22 + 1})
+        memory = local.memory_by_component(None)
+        assert set(memory) == {"scheduler"}  # a component that has gone is left out
+        assert memory["scheduler"] > 64  # MiB: the child's buffer is counted with its parent
+        assert len(local.stack_processes(None)) == 2
+    finally:
+        for proc in __import__("psutil").Process(parent.pid).children(recursive=True):
+            proc.kill()
+        parent.kill()
+        parent.wait()

@@ -38,7 +38,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from contrail.settings import REPO_ROOT, Settings
 from contrail.stack import scaleout
@@ -417,64 +417,65 @@ def wait_for_dags(settings: Settings, dag_ids: list[str], *, timeout: float = 18
                      f"see {paths(settings)['logs'] / 'dag-processor.log'}")
 
 
-def stack_processes(settings: Settings) -> list[Any]:
-    """Every live process of the stack: each component and all its children (psutil objects)."""
+def component_trees(settings: Settings) -> Iterator[tuple[str, Any, list[Any]]]:
+    """(name, process, live children) of each running component (psutil objects); a component
+    gone meanwhile is left out."""
     import psutil
 
-    procs = []
-    for pid in running(settings).values():
+    for name, pid in running(settings).items():
         try:
             root = psutil.Process(pid)
-            procs.extend([root, *root.children(recursive=True)])
+            yield name, root, root.children(recursive=True)
         except psutil.NoSuchProcess:
             continue
-    return procs
+
+
+def _measure(proc: Any, measure: Callable[[Any], float]) -> float:
+    """``measure(proc)``, or 0 for a process that ended or hides itself meanwhile."""
+    import psutil
+
+    try:
+        return measure(proc)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+
+
+def stack_processes(settings: Settings) -> list[Any]:
+    """Every live process of the stack: each component and all its children (psutil objects)."""
+    return [proc for _, root, children in component_trees(settings) for proc in (root, *children)]
+
+
+def _pss(proc: Any) -> float:
+    info = proc.memory_full_info()
+    return getattr(info, "pss", info.rss)
+
+
+def _own_cpu(proc: Any) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+def _reaped_cpu(proc: Any) -> float:
+    """CPU seconds of the children a process has waited for."""
+    t = proc.cpu_times()
+    return t.children_user + t.children_system
 
 
 def memory_by_component(settings: Settings) -> dict[str, float]:
     """PSS (RSS where PSS is unavailable) of each component with all its children, in MiB."""
-    import psutil
-
-    out: dict[str, float] = {}
-    for name, pid in running(settings).items():
-        total = 0
-        try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
-        for proc in procs:
-            try:
-                info = proc.memory_full_info()
-                total += getattr(info, "pss", info.rss)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        out[name] = total / 2**20
-    return out
+    return {name: sum(_measure(p, _pss) for p in (root, *children)) / 2**20
+            for name, root, children in component_trees(settings)}
 
 
 def cpu_by_component(settings: Settings) -> dict[str, float]:
     """CPU seconds (user + system) each component has used so far: its own process as
     ``<name>``, and as ``<name> children`` its live children and those it has reaped (the
     scheduler's LocalExecutor workers and their task processes, a Celery worker's pool)."""
-    import psutil
-
     out: dict[str, float] = {}
-    for name, pid in running(settings).items():
-        try:
-            root = psutil.Process(pid)
-            own = root.cpu_times()
-            children = root.children(recursive=True)
-        except psutil.NoSuchProcess:
-            continue
-        out[name] = own.user + own.system
-        reaped = own.children_user + own.children_system
-        for proc in children:
-            try:
-                t = proc.cpu_times()
-                reaped += t.user + t.system + t.children_user + t.children_system
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
+    for name, root, children in component_trees(settings):
+        out[name] = _measure(root, _own_cpu)
+        reaped = _measure(root, _reaped_cpu) + sum(
+            _measure(p, _own_cpu) + _measure(p, _reaped_cpu) for p in children)
         if reaped:
             out[f"{name} children"] = reaped
     return out
