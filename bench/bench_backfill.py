@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,7 @@ import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 STAGES = ("landing", "quality", "features", "training", "scoring")
 STAGE_DAGS = {"landing": ("landing_flights", "landing_weather"), "quality": ("quality",),
@@ -199,9 +201,6 @@ class Drills:
         self.killed: list[str] = []
 
     def __call__(self, done: dict[str, int]) -> None:
-        import os
-        import signal
-
         from contrail.stack import drills
 
         if "scheduler" not in self.killed and done["landing"] >= self.days // 4:
@@ -564,6 +563,10 @@ def report(stack: dict | None, floor: dict | None) -> None:
             print(f"stack memory peak (PSS) incl. the increment: {stack['peak_with_increment_mib']:.0f} MiB")
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="first", type=date.fromisoformat, default=date(2013, 1, 1))
@@ -581,6 +584,8 @@ def main() -> int:
     parser.add_argument("--drills", action="store_true",
                         help="kill -9 the scheduler, a running task and the Spark job during the backfill")
     args = parser.parse_args()
+    # a SIGTERM (``kill``, a CI timeout) unwinds like Ctrl-C, so the stack the run started is stopped
+    signal.signal(signal.SIGTERM, _interrupt)
     if args.first != date(2013, 1, 1) and not args.no_stack:
         parser.error("the landing DAGs catch up from 2013-01-01: keep --from there (move --to)")
     if args.live and args.last <= LIVE_LATE_DAY + timedelta(days=1):
