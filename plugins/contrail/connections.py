@@ -19,23 +19,23 @@ def settings() -> Settings:
 
 def s3() -> Any:
     """boto3 S3 client from the ``aws_default`` connection (endpoint in its extra, locally)."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from contrail.aws_hooks import LakeS3Hook
 
-    return S3Hook(aws_conn_id=settings().aws_conn_id).get_conn()
+    return LakeS3Hook(aws_conn_id=settings().aws_conn_id).get_conn()
 
 
 def aws_client(service: str) -> Any:
     """boto3 client of another AWS service (DynamoDB, Kinesis) from the same connection."""
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from contrail.aws_hooks import LakeAwsHook
 
-    return AwsBaseHook(aws_conn_id=settings().aws_conn_id, client_type=service).get_conn()
+    return LakeAwsHook(aws_conn_id=settings().aws_conn_id, client_type=service).get_conn()
 
 
 def aws_env() -> dict[str, str]:
     """Environment for subprocesses (spark-submit) that talk to AWS, from the connection."""
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from contrail.aws_hooks import LakeAwsHook
 
-    hook = AwsBaseHook(aws_conn_id=settings().aws_conn_id, client_type="s3")
+    hook = LakeAwsHook(aws_conn_id=settings().aws_conn_id, client_type="s3")
     creds = hook.get_credentials()
     env = dict(os.environ)
     env["AWS_ACCESS_KEY_ID"] = creds.access_key

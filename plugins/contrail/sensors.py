@@ -7,6 +7,8 @@ from typing import Any
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
+from contrail.aws_hooks import LakeS3Hook
+
 # Any object below the drop prefix whose name does not start with "_" or "." and that is not
 # a "…/" folder key: landing judges the names (a ``.CSV.GZ`` or ``.csv`` drop must reach it
 # and fail at once with ``not_csv_gz``, not wait out the timeout), and ignores the markers
@@ -24,6 +26,9 @@ class DropSensor(S3KeySensor):
     :param dataset: the dataset whose drop is awaited (for the error message)
     :param drop_prefix: the drop's prefix, e.g. ``incoming/flights/{{ ds }}/`` (templated)
     """
+
+    # the provider's S3Hook, minus the cost of naming this sensor in the client's user agent
+    aws_hook_class = LakeS3Hook
 
     def __init__(self, *, dataset: str, drop_prefix: str, **kwargs: Any) -> None:
         if not drop_prefix.endswith("/"):

@@ -103,3 +103,38 @@ def test_a_trigger_error_lands_nothing(monkeypatch) -> None:
     with pytest.raises(Exception, match="listing failed"):
         sensor.execute_complete({"ds": "2013-01-04"}, {"status": "error", "message": "listing failed"})
     assert landed == []
+
+
+def test_the_lake_hooks_name_their_caller_as_the_provider_does_from_frame_names_alone() -> None:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from contrail.aws_hooks import LakeAwsHook, LakeS3Hook
+
+    hook = LakeS3Hook(aws_conn_id=None)
+
+    class LandOperator:
+        def execute(self):
+            return hook._get_caller(), S3Hook._get_caller(hook)
+
+    class BaseSensorOperator:  # the provider's rule: a base sensor's execute → whoever pokes
+        def execute(self):
+            return Poker().poke()
+
+    class Poker:
+        def poke(self):
+            return hook._get_caller(), S3Hook._get_caller(hook)
+
+    assert LandOperator().execute() == ("LandOperator", "LandOperator")
+    assert BaseSensorOperator().execute() == ("Poker", "Poker")
+    assert LakeAwsHook(aws_conn_id=None, client_type="dynamodb")._get_caller("no_such_method") == "Unknown"
+
+
+def test_the_landing_sensors_client_names_the_sensor_in_its_user_agent(moto_s3, monkeypatch) -> None:
+    from contrail.aws_hooks import LakeS3Hook
+
+    moto_s3.create_bucket(Bucket="lake")
+    moto_s3.put_object(Bucket="lake", Key="incoming/flights/2013-01-04/flights.csv.gz", Body=b"x")
+    sensor, landed = _landing_sensor(monkeypatch)
+    sensor.execute({"ds": "2013-01-04"})
+    assert isinstance(sensor.hook, LakeS3Hook)
+    assert "Caller/DropLandingSensor" in sensor.hook.conn.meta.config.user_agent_extra
