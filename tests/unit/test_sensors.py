@@ -138,3 +138,24 @@ def test_the_landing_sensors_client_names_the_sensor_in_its_user_agent(moto_s3, 
     sensor.execute({"ds": "2013-01-04"})
     assert isinstance(sensor.hook, LakeS3Hook)
     assert "Caller/DropLandingSensor" in sensor.hook.conn.meta.config.user_agent_extra
+
+
+def test_a_client_on_the_warmed_shared_loader_parses_no_model_again(monkeypatch) -> None:
+    import boto3
+    import botocore.loaders
+
+    from contrail.aws_hooks import share_loader, warm
+
+    warm()
+    parsed = []
+    load_file = botocore.loaders.JSONFileLoader.load_file
+    monkeypatch.setattr(botocore.loaders.JSONFileLoader, "load_file",
+                        lambda self, path: parsed.append(path) or load_file(self, path))
+
+    def session():
+        return boto3.session.Session(region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+
+    share_loader(session()).client("s3", endpoint_url="http://127.0.0.1:9")
+    assert parsed == []
+    session().client("s3", endpoint_url="http://127.0.0.1:9")  # a session of its own parses them all
+    assert any("s3" in str(p) for p in parsed)

@@ -74,6 +74,10 @@ def preload(modules: tuple[str, ...] = TASK_MODULES) -> float:
             importlib.import_module(name)
     finally:
         gx_log.setLevel(level)
+    # the AWS clients' service models, parsed once here instead of in every task process
+    from contrail.aws_hooks import warm
+
+    warm()
     # cached for the process: the task runner's first call (its on_starting hook) is then free
     from airflow.sdk.listener import get_listener_manager
 
