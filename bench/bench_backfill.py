@@ -379,6 +379,7 @@ def run_stack(profile: str, days: list[date], increment: date | None, log=print,
             out["after_by_component"] = local.memory_by_component(settings)
             out["wall_s"] = finished["scoring"]
             out["peak_mib"] = mem.peak
+            out["peak_by_component"] = dict(mem.peak_by_component)
             out["task_instances"] = {stage: sum(task_instances(api, d) for d in STAGE_DAGS[stage])
                                      for stage in STAGES}
             out["task_seconds"] = {stage: [x for d in STAGE_DAGS[stage] for x in task_seconds(api, d)]
@@ -517,14 +518,15 @@ def report(stack: dict | None, floor: dict | None) -> None:
                  if stack.get("live") else f"training {stack['training_s']:.0f} s of it"))
         if floor:
             print(f"orchestration overhead: stack / floor = {stack['wall_s'] / sum(floor.values()):.2f}x")
-        print(f"stack memory peak (PSS) during the backfill: {stack['peak_mib']:.0f} MiB")
+        at_peak = stack.get("peak_by_component") or {}
+        print(f"stack memory peak (PSS) during the backfill: {stack['peak_mib']:.0f} MiB"
+              + (f" ({_by_size(at_peak)})" if at_peak else ""))
         after = stack.get("after_by_component") or {}
         if after:
-            parts = ", ".join(f"{name} {mib:.0f}" for name, mib in sorted(after.items(), key=lambda kv: -kv[1]))
-            print(f"stack memory (PSS) once the backfill is done: {sum(after.values()):.0f} MiB ({parts})")
+            print(f"stack memory (PSS) once the backfill is done: {sum(after.values()):.0f} MiB ({_by_size(after)})")
         cpu = stack.get("cpu_by_component") or {}
         if cpu:
-            parts = ", ".join(f"{name} {sec:.0f}" for name, sec in sorted(cpu.items(), key=lambda kv: -kv[1]))
+            parts = _by_size(cpu)
             print(f"CPU seconds the stack used, drops -> every day scored: {sum(cpu.values()):.0f} s "
                   f"({sum(cpu.values()) / stack['wall_s']:.2f} of {os.cpu_count()} cores busy on average; {parts})")
         if stack.get("killed"):
@@ -561,6 +563,10 @@ def report(stack: dict | None, floor: dict | None) -> None:
                   f"validated {inc['quality']:.0f} s, built {inc['features']:.0f} s, "
                   f"predictions visible {inc['scoring']:.0f} s after the drop")
             print(f"stack memory peak (PSS) incl. the increment: {stack['peak_with_increment_mib']:.0f} MiB")
+
+
+def _by_size(mib: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.0f}" for name, value in sorted(mib.items(), key=lambda kv: -kv[1]))
 
 
 def _interrupt(signum: int, frame: Any) -> None:

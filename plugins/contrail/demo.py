@@ -22,11 +22,13 @@ DAG_IDS = ["landing_flights", "landing_weather", "quality", "features", "trainin
 
 @dataclass
 class MemorySampler:
-    """Samples the stack's memory every ``interval`` seconds in a background thread."""
+    """Samples the stack's memory every ``interval`` seconds in a background thread; keeps each
+    sample's total and, for the largest, what each component held then."""
 
     settings: Settings
     interval: float = 2.0
     samples: list[float] = field(default_factory=list)
+    peak_by_component: dict[str, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> "MemorySampler":
@@ -35,10 +37,14 @@ class MemorySampler:
         return self
 
     def _run(self) -> None:
-        from contrail.stack.local import memory_mb
+        from contrail.stack.local import memory_by_component
 
         while not self._stop.is_set():
-            self.samples.append(memory_mb(self.settings))
+            by_component = memory_by_component(self.settings)
+            total = sum(by_component.values())
+            if total > self.peak:
+                self.peak_by_component = by_component
+            self.samples.append(total)
             self._stop.wait(self.interval)
 
     def __exit__(self, *_exc) -> None:

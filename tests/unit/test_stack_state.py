@@ -71,3 +71,19 @@ def test_memory_by_component_counts_the_live_children_too(monkeypatch):
             proc.kill()
         parent.kill()
         parent.wait()
+
+
+def test_the_memory_sampler_keeps_what_each_component_held_at_the_peak(monkeypatch):
+    import time
+
+    from contrail.demo import MemorySampler
+    from contrail.stack import local
+
+    readings = iter([{"emulator": 100.0, "scheduler": 50.0}, {"emulator": 120.0, "scheduler": 300.0},
+                     {"emulator": 200.0, "scheduler": 10.0}])
+    monkeypatch.setattr(local, "memory_by_component", lambda settings: next(readings, {"emulator": 1.0}))
+    with MemorySampler(None, interval=0.01) as mem:
+        while len(mem.samples) < 4:
+            time.sleep(0.01)
+    assert mem.samples[:3] == [150.0, 420.0, 210.0] and mem.peak == 420.0
+    assert mem.peak_by_component == {"emulator": 120.0, "scheduler": 300.0}
