@@ -38,16 +38,6 @@ def _running_task(api, dag_ids=("quality", "features")) -> dict | None:
     return None
 
 
-def _finished_first(api, victim: dict) -> bool:
-    """Whether ``victim``'s try succeeded anyway: it was done by the time the kill arrived."""
-    from contrail.demo import wait_for
-
-    path = f"/dags/{victim['dag_id']}/dagRuns/{victim['dag_run_id']}/taskInstances/{victim['task_id']}"
-    ti = wait_for(lambda: (lambda t: t if t["state"] != "running" or t["try_number"] != victim["try_number"]
-                           else None)(api.request("GET", path)), "the killed try to end", 300, poll=0.5)
-    return ti["state"] in ("success", "skipped") and ti["try_number"] == victim["try_number"]
-
-
 def test_a_backfill_survives_kill_9_of_the_scheduler_a_task_and_the_spark_job(stack, pipeline_run):
     from contrail import nycflights
     from contrail.demo import wait_for
@@ -71,10 +61,9 @@ def test_a_backfill_survives_kill_9_of_the_scheduler_a_task_and_the_spark_job(st
         victim = wait_for(lambda: _running_task(api), "a quality or feature task running", 900, poll=0.5)
         try:
             os.kill(int(victim["pid"]), signal.SIGKILL)
-        except ProcessLookupError:
-            continue  # it ended between the listing and the kill (a warm quality task takes a second)
-        if not _finished_first(api, victim):
             break
+        except ProcessLookupError:
+            continue  # it ended between the listing and the kill (warm quality tasks take seconds)
 
     # 3. the feature job's Spark driver, mid-job: the build task fails and its retry rebuilds
     spark = wait_for(lambda: drills.spark_job(stack), "the feature job running", 1200, poll=0.5)

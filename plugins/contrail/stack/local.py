@@ -388,7 +388,11 @@ def stop(settings: Settings, *, timeout: float = 30.0) -> list[str]:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            _reap(pid)
+            # gone before this returns: a stack started next may take its port at once
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline and _read_pid(pid_path) is not None:
+                _reap(pid)
+                time.sleep(0.1)
         pid_path.unlink(missing_ok=True)
         stopped.append(comp.name)
     return stopped
