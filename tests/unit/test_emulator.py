@@ -49,20 +49,6 @@ def test_save_that_keeps_racing_stays_dirty_and_keeps_the_last_snapshot(tmp_path
 
     assert state._dirty.is_set()  # the saver thread's next round saves it
     assert pickle.loads((tmp_path / "state.pkl").read_bytes()) == {"previous": True}
-    assert not (tmp_path / "state.tmp").exists()  # no half-written snapshot left beside it
-
-
-def test_snapshots_are_paced_by_what_the_last_one_cost(tmp_path, monkeypatch):
-    # a snapshot of a year's lake takes seconds: the next one waits pace times that, so
-    # re-pickling a growing lake stays a tenth of a core instead of all of it
-    state = DurableState(tmp_path / "state.pkl", debounce_s=2.0, pace=9.0)
-    assert state.next_wait() == 2.0
-    clock = iter([100.0, 101.5])
-    monkeypatch.setattr(emulator.time, "monotonic", lambda: next(clock))
-    monkeypatch.setattr(emulator, "snapshot_state", lambda services=emulator.SERVICES: {"s3": {}})
-    state.save()
-    assert state.last_save_s == 1.5 and state.next_wait() == 13.5
-    assert pickle.loads((tmp_path / "state.pkl").read_bytes()) == {"s3": {}}
 
 
 def test_fast_timestamps_serialise_as_botocore_did():

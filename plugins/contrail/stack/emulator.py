@@ -66,22 +66,11 @@ def restore_state(state: dict[str, dict[str, dict[str, Any]]]) -> int:
 
 
 class DurableState:
-    """Debounced snapshots of the emulator's backends to ``path`` (atomic rename).
+    """Debounced snapshots of the emulator's backends to ``path`` (atomic rename)."""
 
-    A snapshot pickles every backend, so its cost grows with the lake: a year of catch-up made
-    the emulator re-pickle the whole, growing lake after every burst of writes, the stack's
-    second largest use of CPU, and every request waited while a snapshot held the interpreter.
-    So snapshots are paced: after one that took ``t`` seconds the next waits at least
-    ``pace * t`` (and ``debounce_s``), which keeps them to about ``1 / (pace + 1)`` of one core.
-    A snapshot streams into its file; no copy of the state is built in memory first.
-    ``kill -9`` loses the writes since the last snapshot; a stop (SIGTERM) saves first.
-    """
-
-    def __init__(self, path: Path, *, debounce_s: float = 2.0, pace: float = 9.0) -> None:
+    def __init__(self, path: Path, *, debounce_s: float = 2.0) -> None:
         self.path = path
         self.debounce_s = debounce_s
-        self.pace = pace
-        self.last_save_s = 0.0
         self._dirty = threading.Event()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -97,33 +86,26 @@ class DurableState:
         can meet a dict a request is changing ("changed size during iteration"): walk again."""
         with self._lock:
             self._dirty.clear()
-            started = time.monotonic()
-            tmp = self.path.with_suffix(".tmp")
             for attempt in range(1, attempts + 1):
                 try:
-                    with tmp.open("wb") as fh:
-                        pickle.dump(snapshot_state(), fh, protocol=pickle.HIGHEST_PROTOCOL)
+                    blob = pickle.dumps(snapshot_state(), protocol=pickle.HIGHEST_PROTOCOL)
                     break
                 except RuntimeError:
                     if attempt == attempts:
-                        tmp.unlink(missing_ok=True)
                         self._dirty.set()  # not saved: the next round tries again
                         raise
                     time.sleep(0.05 * attempt)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_bytes(blob)
             os.replace(tmp, self.path)
-            self.last_save_s = time.monotonic() - started
 
     def mark_dirty(self) -> None:
         self._dirty.set()
 
-    def next_wait(self) -> float:
-        """Seconds to let writes gather before the next snapshot."""
-        return max(self.debounce_s, self.pace * self.last_save_s)
-
     def run(self) -> None:
         while not self._stop.is_set():
             if self._dirty.wait(timeout=0.5):
-                self._stop.wait(self.next_wait())  # let a burst of writes finish first
+                time.sleep(self.debounce_s)  # let a burst of writes finish first
                 try:
                     self.save()
                 except Exception:  # keep serving; the next save retries
