@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from datetime import date, timedelta
 
 import pytest
@@ -38,6 +39,21 @@ def _running_task(api, dag_ids=("quality", "features")) -> dict | None:
     return None
 
 
+def _finished_first(api, victim: dict, timeout: float = 120.0) -> bool:
+    """Whether ``victim``'s try succeeded anyway (it was done when the kill arrived), as far as
+    ``timeout`` tells: a try still running then counts as killed, and the end of the test judges it."""
+    path = f"/dags/{victim['dag_id']}/dagRuns/{victim['dag_run_id']}/taskInstances/{victim['task_id']}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ti = api.request("GET", path)
+        if ti["try_number"] != victim["try_number"] or ti["state"] not in ("running", "success", "skipped"):
+            return False
+        if ti["state"] in ("success", "skipped"):
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def test_a_backfill_survives_kill_9_of_the_scheduler_a_task_and_the_spark_job(stack, pipeline_run):
     from contrail import nycflights
     from contrail.demo import wait_for
@@ -61,9 +77,10 @@ def test_a_backfill_survives_kill_9_of_the_scheduler_a_task_and_the_spark_job(st
         victim = wait_for(lambda: _running_task(api), "a quality or feature task running", 900, poll=0.5)
         try:
             os.kill(int(victim["pid"]), signal.SIGKILL)
-            break
         except ProcessLookupError:
-            continue  # it ended between the listing and the kill (warm quality tasks take seconds)
+            continue  # it ended between the listing and the kill (a warm quality task takes a second)
+        if not _finished_first(api, victim):
+            break
 
     # 3. the feature job's Spark driver, mid-job: the build task fails and its retry rebuilds
     spark = wait_for(lambda: drills.spark_job(stack), "the feature job running", 1200, poll=0.5)
