@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from datetime import date, timedelta
 
 import pytest
@@ -42,16 +41,19 @@ def _running_task(api, dag_ids=("quality", "features")) -> dict | None:
 def _finished_first(api, victim: dict, timeout: float = 120.0) -> bool:
     """Whether ``victim``'s try succeeded anyway (it was done when the kill arrived), as far as
     ``timeout`` tells: a try still running then counts as killed, and the end of the test judges it."""
+    from contrail.demo import wait_for
+
     path = f"/dags/{victim['dag_id']}/dagRuns/{victim['dag_run_id']}/taskInstances/{victim['task_id']}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ended() -> dict | None:
         ti = api.request("GET", path)
-        if ti["try_number"] != victim["try_number"] or ti["state"] not in ("running", "success", "skipped"):
-            return False
-        if ti["state"] in ("success", "skipped"):
-            return True
-        time.sleep(0.5)
-    return False
+        return ti if ti["try_number"] != victim["try_number"] or ti["state"] != "running" else None
+
+    try:
+        ti = wait_for(ended, "the killed try to end", timeout, poll=0.5)
+    except TimeoutError:
+        return False
+    return ti["state"] in ("success", "skipped") and ti["try_number"] == victim["try_number"]
 
 
 def test_a_backfill_survives_kill_9_of_the_scheduler_a_task_and_the_spark_job(stack, pipeline_run):

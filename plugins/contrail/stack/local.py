@@ -375,27 +375,26 @@ def stop(settings: Settings, *, timeout: float = 30.0) -> list[str]:
         if pid is None:
             pid_path.unlink(missing_ok=True)
             continue
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _read_pid(pid_path) is not None:
-            _reap(pid)
-            time.sleep(0.2)
-        if _read_pid(pid_path) is not None:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if not _signal_and_wait(pid, pid_path, signal.SIGTERM, timeout, poll=0.2):
             # gone before this returns: a stack started next may take its port at once
-            deadline = time.monotonic() + 10.0
-            while time.monotonic() < deadline and _read_pid(pid_path) is not None:
-                _reap(pid)
-                time.sleep(0.1)
+            _signal_and_wait(pid, pid_path, signal.SIGKILL, 10.0, poll=0.1)
         pid_path.unlink(missing_ok=True)
         stopped.append(comp.name)
     return stopped
+
+
+def _signal_and_wait(pid: int, pid_path: Path, sig: int, timeout: float, *, poll: float) -> bool:
+    """Send ``sig`` to the process group ``pid`` leads and wait up to ``timeout`` seconds for
+    the process to be gone; returns whether it is."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _read_pid(pid_path) is not None:
+        _reap(pid)
+        time.sleep(poll)
+    return _read_pid(pid_path) is None
 
 
 def _reap(pid: int) -> None:
