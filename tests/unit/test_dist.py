@@ -59,7 +59,7 @@ def test_plugins_zip_holds_packages_and_their_data(built: dict[str, Path]) -> No
     suites = {p.name for p in (REPO_ROOT / "expectations").glob("*.json")}
     assert {f"contrail/expectations/{s}" for s in suites} <= names
     assert {"contrail/__init__.py", "contrail/settings.py", "contrail/config/emr_job_flow.json",
-            "contrail_spark/__init__.py", "contrail_spark/main.py"} <= names
+            "contrail_spark/__init__.py", "contrail_spark/main.py", ".airflowignore"} <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert zipfile.ZipFile(built["plugins"]).read("contrail_spark/main.py") == \
         (REPO_ROOT / "spark_jobs" / "main.py").read_bytes()

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from contrail.stack import emulator
-from contrail.stack.emulator import DurableState
+from contrail.stack.emulator import DurableState, ObjectFiles
 
 
 def _racing_snapshots(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[int]:
@@ -108,3 +108,62 @@ def test_the_snapshot_keeps_the_hot_tier_store_items_and_stream_positions(monkey
         records = kinesis.get_records(ShardIterator=iterator)["Records"]
         assert [r["Data"] for r in records] == [b"1\n", b"2\n"]
         assert kinesis.put_record(StreamName="t-live", Data=b"3\n", PartitionKey="k")["SequenceNumber"] > sequences[-1]
+
+
+def test_snapshot_keeps_object_bytes_in_content_files_written_once(tmp_path, monkeypatch):
+    """The pickle holds keys without their bytes; each content is one file, written by the first
+    snapshot after its PUT and deleted once no key holds it; a restart reads every version back."""
+    import boto3
+    from moto import mock_aws
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    emulator._register_lock_pickling()
+    big = b"x" * 200_000
+    state = DurableState(tmp_path / "state.pkl")
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="lake")
+        s3.put_bucket_versioning(Bucket="lake", VersioningConfiguration={"Status": "Enabled"})
+        first = s3.put_object(Bucket="lake", Key="a.csv", Body=big)["VersionId"]
+        s3.put_object(Bucket="lake", Key="a.csv", Body=b"second version")
+        s3.put_object(Bucket="lake", Key="same.csv", Body=b"second version")  # same content: one file
+        s3.put_object(Bucket="lake", Key="gone.csv", Body=b"deleted before the next snapshot")
+        state.save()
+        files = {p.name: p.stat().st_mtime_ns for p in state.objects.directory.iterdir()}
+        assert len(files) == 3
+        assert (tmp_path / "state.pkl").stat().st_size < len(big)  # the bytes are not in the pickle
+
+        s3.delete_objects(Bucket="lake", Delete={"Objects": [{"Key": "gone.csv", "VersionId": v["VersionId"]}
+                                                             for v in s3.list_object_versions(Bucket="lake", Prefix="gone")["Versions"]]})
+        monkeypatch.setattr(ObjectFiles, "read", lambda self, name: pytest.fail("a known key was read again"))
+        state.save()
+        kept = {p.name: p.stat().st_mtime_ns for p in state.objects.directory.iterdir()}
+        assert len(kept) == 2 and all(kept[name] == files[name] for name in kept)  # none rewritten
+        monkeypatch.undo()
+    with mock_aws():  # a restart: fresh backends until the snapshot is restored
+        s3 = boto3.client("s3")
+        assert DurableState(tmp_path / "state.pkl").load() > 0
+        assert s3.get_object(Bucket="lake", Key="a.csv", VersionId=first)["Body"].read() == big
+        assert s3.get_object(Bucket="lake", Key="a.csv")["Body"].read() == b"second version"
+        assert s3.get_object(Bucket="lake", Key="same.csv")["Body"].read() == b"second version"
+        assert "gone.csv" not in {o["Key"] for o in s3.list_objects_v2(Bucket="lake").get("Contents", [])}
+
+
+def test_a_snapshot_with_the_bytes_inline_still_loads(tmp_path, monkeypatch):
+    """State files written before the content files read as they are."""
+    import boto3
+    from moto import mock_aws
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    emulator._register_lock_pickling()
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket="lake")
+        boto3.client("s3").put_object(Bucket="lake", Key="k", Body=b"inline")
+        (tmp_path / "state.pkl").write_bytes(pickle.dumps(emulator.snapshot_state(), protocol=pickle.HIGHEST_PROTOCOL))
+    with mock_aws():
+        assert DurableState(tmp_path / "state.pkl").load() > 0
+        assert boto3.client("s3").get_object(Bucket="lake", Key="k")["Body"].read() == b"inline"

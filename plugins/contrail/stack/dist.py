@@ -2,7 +2,9 @@
 
     dags/contrail_dags.zip   the DAG files, a packaged-DAG zip (MWAA: the DAGs folder)
     plugins.zip              the ``contrail`` and ``contrail_spark`` packages with their package
-                             data (config, expectations, the spark-submit entry file)
+                             data (config, expectations, the spark-submit entry file), and the
+                             plugins folder's ``.airflowignore`` (Airflow imports only the UI
+                             plugin's module from the folder; the rest is imported by name)
     requirements.txt         the Airflow constraints line, then every runtime requirement pinned
                              to requirements.lock (Airflow itself is the environment's)
 
@@ -25,6 +27,8 @@ from pathlib import Path
 from typing import Iterable
 
 from contrail.settings import REPO_ROOT
+
+PLUGINS_IGNORE = REPO_ROOT / "plugins" / ".airflowignore"
 
 # requirements.in entries that are not the workers' runtime: Airflow is the environment's own,
 # the rest serve tests and the local emulator
@@ -75,7 +79,7 @@ def plugins_zip(packages: Iterable[Path] | None = None) -> bytes:
         import contrail_spark
 
         packages = [Path(contrail.__file__).parent, Path(contrail_spark.__file__).parent]
-    entries: list[tuple[str, bytes]] = []
+    entries: list[tuple[str, bytes]] = [(PLUGINS_IGNORE.name, PLUGINS_IGNORE.read_bytes())]
     for package in packages:
         entries += tree_entries(package, f"{package.name}/")
     return deterministic_zip(entries)

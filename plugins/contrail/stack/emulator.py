@@ -3,8 +3,14 @@
 moto keeps its state in memory only. This process serves moto's WSGI app on loopback and
 snapshots the backends of the services contrail uses (S3, SQS, Firehose, EMR, EMR
 Serverless, IAM, STS, and the hot tier's DynamoDB and Kinesis) to one pickle file: after
-every burst of mutating requests (debounced) and on SIGTERM/SIGINT. On start the snapshot is restored, so ``make down`` / ``make up``
-keeps the lake, the queues and the clusters.
+every burst of mutating requests (debounced) and on SIGTERM/SIGINT. On start the snapshot is
+restored, so ``make down`` / ``make up`` keeps the lake, the queues and the clusters.
+
+The pickle holds each S3 object's metadata and the name of its content; the bytes are written
+once, to a file named by their SHA-256 beside it (:class:`ObjectFiles`). A snapshot therefore
+costs the objects written since the last one, not the whole lake: pickling a year's lake inline
+after every burst held two more copies of it in memory (the pickle's own, and its memo of every
+object's bytes) and was the stack's second use of CPU.
 
 The snapshot is the emulator's own state file under ``.contrail/``; it is never shipped or
 loaded from anywhere else (it is a pickle, so it must stay a private local file).
@@ -14,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import copyreg
+import functools
+import hashlib
 import logging
 import os
 import pickle
@@ -21,8 +29,9 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import IO, Any, Callable, Iterable
 
 log = logging.getLogger("contrail.emulator")
 
@@ -65,11 +74,119 @@ def restore_state(state: dict[str, dict[str, dict[str, Any]]]) -> int:
     return restored
 
 
+class ObjectFiles:
+    """The S3 objects' bytes of the snapshots: one file per content, named by its SHA-256.
+
+    An S3 object is immutable: a PUT makes a new key (a new version), so a key's content is
+    hashed and written once, the first snapshot after its PUT, and remembered by key."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._names: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
+
+    def name_of(self, key: Any) -> str:
+        """The file holding ``key``'s bytes, written if no snapshot holds them yet."""
+        known = self._names.get(key)
+        if known is not None and known[0] == key.contentsize:
+            return known[1]
+        value = key.value
+        name = hashlib.sha256(value).hexdigest()
+        path = self.directory / name
+        if not path.exists():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+            tmp.write_bytes(value)
+            os.replace(tmp, path)
+        self.remember(key, name)
+        return name
+
+    def remember(self, key: Any, name: str) -> None:
+        self._names[key] = (key.contentsize, name)
+
+    def read(self, name: str) -> bytes:
+        return (self.directory / name).read_bytes()
+
+    def keep_only(self, names: set[str]) -> int:
+        """Delete the files no snapshot names any more; returns how many."""
+        gone = 0
+        for path in self.directory.glob("*") if self.directory.exists() else ():
+            if path.name not in names:
+                path.unlink(missing_ok=True)
+                gone += 1
+        return gone
+
+
+def _key_state(key: Any) -> dict[str, Any]:
+    """A moto ``FakeKey``'s pickled state (as its ``__getstate__``) without its bytes."""
+    state = key.__dict__.copy()
+    del state["_value_buffer"]
+    del state["lock"]
+    return state
+
+
+def _restored_key(objects: ObjectFiles, name: str, state: dict[str, Any]) -> Any:
+    from moto.s3.models import FakeKey
+
+    key = FakeKey.__new__(FakeKey)
+    key.__setstate__({**state, "value": objects.read(name)})
+    objects.remember(key, name)
+    return key
+
+
+def _restored_versions(cls: type, versions: dict[str, list[Any]]) -> Any:
+    store = cls()
+    for name, keys in versions.items():
+        dict.__setitem__(store, name, keys)
+    return store
+
+
+def _reduce_versions(store: Any) -> tuple[Callable[..., Any], tuple[type, dict[str, list[Any]]]]:
+    """A bucket's keys with every version: pickled as the dict it is, moto's key store gives
+    only each key's latest version (its ``items()``), and a restart lost the older ones."""
+    return _restored_versions, (type(store), {name: list(keys) for name, keys in dict.items(store)})
+
+
+class SnapshotPickler(pickle.Pickler):
+    """Pickles the backends with each S3 key's bytes as the name of its file in ``objects``,
+    and each bucket's keys with all their versions."""
+
+    def __init__(self, fh: IO[bytes], objects: ObjectFiles) -> None:
+        from moto.s3.models import FakeKey
+        from moto.s3.utils import _VersionedKeyStore
+
+        super().__init__(fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self.objects = objects
+        self.named: set[str] = set()
+        self.dispatch_table = {**copyreg.dispatch_table, FakeKey: self._reduce_key,
+                               _VersionedKeyStore: _reduce_versions}
+
+    def _reduce_key(self, key: Any) -> tuple[Callable[..., Any], tuple[str, dict[str, Any]]]:
+        name = self.objects.name_of(key)
+        self.named.add(name)
+        return _restored_key, (name, _key_state(key))
+
+
+class SnapshotUnpickler(pickle.Unpickler):
+    """Reads a snapshot, each S3 key's bytes from its file in ``objects`` (older snapshots,
+    with the bytes inline, read as they are)."""
+
+    def __init__(self, fh: IO[bytes], objects: ObjectFiles) -> None:
+        super().__init__(fh)
+        self.objects = objects
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == (__name__, _restored_key.__name__):
+            return functools.partial(_restored_key, self.objects)
+        return super().find_class(module, name)
+
+
 class DurableState:
-    """Debounced snapshots of the emulator's backends to ``path`` (atomic rename)."""
+    """Debounced snapshots of the emulator's backends to ``path`` (atomic rename), the S3
+    objects' bytes in the directory beside it."""
 
     def __init__(self, path: Path, *, debounce_s: float = 2.0) -> None:
         self.path = path
+        self.objects = ObjectFiles(path.with_suffix(".objects"))
         self.debounce_s = debounce_s
         self._dirty = threading.Event()
         self._lock = threading.Lock()
@@ -79,25 +196,28 @@ class DurableState:
         if not self.path.exists():
             return 0
         with self.path.open("rb") as fh:
-            return restore_state(pickle.load(fh))
+            return restore_state(SnapshotUnpickler(fh, self.objects).load())
 
     def save(self, attempts: int = 5) -> None:
         """Write a snapshot. Requests keep being served meanwhile, so a walk over a backend
         can meet a dict a request is changing ("changed size during iteration"): walk again."""
         with self._lock:
             self._dirty.clear()
+            tmp = self.path.with_suffix(".tmp")
             for attempt in range(1, attempts + 1):
                 try:
-                    blob = pickle.dumps(snapshot_state(), protocol=pickle.HIGHEST_PROTOCOL)
+                    with tmp.open("wb") as fh:
+                        pickler = SnapshotPickler(fh, self.objects)
+                        pickler.dump(snapshot_state())
                     break
                 except RuntimeError:
                     if attempt == attempts:
+                        tmp.unlink(missing_ok=True)
                         self._dirty.set()  # not saved: the next round tries again
                         raise
                     time.sleep(0.05 * attempt)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_bytes(blob)
             os.replace(tmp, self.path)
+            self.objects.keep_only(pickler.named)
 
     def mark_dirty(self) -> None:
         self._dirty.set()

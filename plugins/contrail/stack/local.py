@@ -4,7 +4,8 @@ Components, all bound to loopback, all state under ``settings.state_dir`` (``.co
 
 * ``emulator`` — moto server for S3 / SQS / Firehose / EMR, snapshotted to disk;
 * ``mlflow`` — tracking server and registry on SQLite, artifacts in a local directory,
-  job workers off (they cost ~10 processes and 2.5 GB);
+  job workers off (they cost ~10 processes and 2.5 GB), one process
+  (:mod:`contrail.stack.mlflow_server`);
 * ``spark-connect`` — a Spark Connect server (``local[2]``, 512 MB driver): the micro-batch
   tasks run the batch transforms on it instead of starting a JVM per run (8-30 s each);
 * ``api-server``, ``scheduler``, ``dag-processor``, ``triggerer`` — Airflow 3 on SQLite with
@@ -210,7 +211,8 @@ def components(settings: Settings) -> list[Component]:
             "--conf", "spark.sql.shuffle.partitions=2",
             "--conf", f"spark.local.dir={p['spark_connect']}",
         ], lambda: _port_open(host, ports.spark_connect), blocking=False),
-        Component("mlflow", [str(bin_dir / "mlflow"), "server", "--host", host, "--port", str(ports.mlflow),
+        # one process: the ``mlflow server`` command line, become its uvicorn (mlflow_server.py)
+        Component("mlflow", [py, "-m", "contrail.stack.mlflow_server", "server", "--host", host, "--port", str(ports.mlflow),
                              "--backend-store-uri", mlflow_store,
                              "--artifacts-destination", str(p["mlflow"] / "artifacts"),
                              "--workers", "1"],
