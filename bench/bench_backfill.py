@@ -214,7 +214,7 @@ class Drills:
                 os.kill(int(victim["pid"]), signal.SIGKILL)
                 self._record("task", f"{victim['dag_id']}.{victim['task_id']}")
         elif "task" in self.killed and "spark job" not in self.killed:
-            job = drills.spark_job(self.settings)
+            job = drills.spark_job(self.settings, self.api)
             if job is not None:
                 drills.kill_process(job)
                 self._record("spark job")

@@ -64,11 +64,12 @@ def partition_manifest(plan: Mapping[str, Any], dt: str, rows: int, schema: Mapp
     }
 
 
-def main(argv: Sequence[str], spark: Any = None) -> dict[str, int]:
+def main(argv: Sequence[str], spark: Any = None, io: lake_io.LakeIO | None = None) -> dict[str, int]:
     """Run the job; returns rows written per target day.
 
-    ``spark`` is for tests that share one session; spark-submit passes none and the job
-    owns (and stops) its session.
+    ``spark`` is a session the caller owns (a Spark Connect server's, or a test's); spark-submit
+    passes none and the job owns (and stops) its session. ``io`` is the lake access ``--io``
+    names, already built (with the caller's S3 client); the job closes it.
     """
     args = parse_args(argv)
     owns_session = spark is None
@@ -80,7 +81,7 @@ def main(argv: Sequence[str], spark: Any = None) -> dict[str, int]:
             .config("spark.sql.session.timeZone", "UTC")
             .getOrCreate()
         )
-    io = lake_io.make_io(args.io)
+    io = lake_io.make_io(args.io) if io is None else io
     try:
         # extract
         plan = io.read_json(args.plan)

@@ -317,16 +317,18 @@ class S3DirectIO:
         pass
 
 
-def make_io(kind: str, environ: Mapping[str, str] | None = None) -> LakeIO:
+def make_io(kind: str, environ: Mapping[str, str] | None = None, s3: Any = None) -> LakeIO:
     """``local`` -> :class:`LocalStagingIO` (under ``CONTRAIL_SPARK_WORK_DIR`` if set),
-    ``s3`` -> :class:`S3DirectIO`."""
+    ``s3`` -> :class:`S3DirectIO`; with ``s3`` (a boto3 client), through it instead of one
+    from the environment."""
     environ = os.environ if environ is None else environ
+    client = {} if s3 is None else {"s3": s3}
     if kind == "local":
         work = environ.get("CONTRAIL_SPARK_WORK_DIR")
         if work:
             Path(work).mkdir(parents=True, exist_ok=True)
-            return LocalStagingIO(work_dir=Path(tempfile.mkdtemp(prefix="contrail-spark-", dir=work)))
-        return LocalStagingIO()
+            return LocalStagingIO(work_dir=Path(tempfile.mkdtemp(prefix="contrail-spark-", dir=work)), **client)
+        return LocalStagingIO(**client)
     if kind == "s3":
-        return S3DirectIO()
+        return S3DirectIO(**client)
     raise ValueError(f"--io must be 'local' or 's3', got {kind!r}")

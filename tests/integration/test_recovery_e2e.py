@@ -84,8 +84,9 @@ def test_a_backfill_survives_kill_9_of_the_scheduler_a_task_and_the_spark_job(st
         if not _finished_first(api, victim):
             break
 
-    # 3. the feature job's Spark driver, mid-job: the build task fails and its retry rebuilds
-    spark = wait_for(lambda: drills.spark_job(stack), "the feature job running", 1200, poll=0.5)
+    # 3. the JVM running the feature job (the stack's Spark Connect server), mid-build: the
+    # supervisor restarts it, and a build that failed with it is rebuilt by its retry
+    spark = wait_for(lambda: drills.spark_job(stack, api), "the feature job running", 1200, poll=0.5)
     drills.kill_process(spark)
 
     predictions = catalog.predictions_zone(stack.model_name)
@@ -93,6 +94,7 @@ def test_a_backfill_survives_kill_9_of_the_scheduler_a_task_and_the_spark_job(st
              "every day of the range scored", 1800)
 
     assert local.supervision(stack)["scheduler"]["restarts"] >= 1
+    assert local.supervision(stack)["spark-connect"]["restarts"] >= 1
     ti = api.request("GET", f"/dags/{victim['dag_id']}/dagRuns/{victim['dag_run_id']}/taskInstances/"
                             f"{victim['task_id']}")
     assert ti["state"] in ("success", "skipped") and ti["try_number"] > victim["try_number"], ti

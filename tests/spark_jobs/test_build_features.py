@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import date, timedelta
 
 import boto3
@@ -142,6 +143,53 @@ def test_run_local_through_spark_submit(s3, validated, emulator_env, tmp_path):
     assert not lake.exists(s3, BUCKET, catalog.features_partition("flights_v1_submit", target) + "_SUCCESS")
     assert manifest["rows"] == len(nycflights.day("flights", target))
     assert manifest["job_version"] == package.artifact_version(artifact)
+
+
+@pytest.fixture(scope="module")
+def spark_connect_server(tmp_path_factory, emulator_env):
+    """The local stack's Spark Connect server (its own command line), on a free port."""
+    import socket
+    import subprocess
+
+    from contrail.settings import load_settings
+    from contrail.stack import local
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    state = tmp_path_factory.mktemp("connect-state")
+    settings = load_settings({"CONTRAIL_SPARK_CONNECT_PORT": str(port), "CONTRAIL_STATE_DIR": str(state)})
+    (component,) = [c for c in local.components(settings) if c.name == "spark-connect"]
+    local.paths(settings)["spark_connect"].mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(component.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while not component.ready():
+            assert proc.poll() is None and time.monotonic() < deadline, "the Spark Connect server did not start"
+            time.sleep(0.5)
+        yield settings.spark_remote
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def test_run_on_connect_builds_what_spark_submit_builds(spark, s3, validated, first_run, spark_connect_server):
+    """The stack's path: the job's plans on a warm Spark Connect server, staging through this
+    machine's disk; the same rows, columns and manifest as the job in its own session."""
+    plan = features.plan_features(validated, TARGETS, feature_set="flights_v1_connect", job_version="test0001",
+                                  bucket=BUCKET, build=BUILD)
+    counts = features.run_on_connect(put_plan(s3, plan, "connect"), remote=spark_connect_server, s3=s3)
+
+    assert counts == first_run[1]
+    for d in TARGETS:
+        prefix = staged_prefix(d, "flights_v1_connect")
+        manifest = lake.read_json(s3, BUCKET, prefix + "_manifest.json")
+        reference = lake.read_json(s3, BUCKET, staged_prefix(d) + "_manifest.json")
+        assert manifest["feature_set"] == "flights_v1_connect"
+        assert {k: v for k, v in manifest.items() if k not in ("parts", "feature_set")} == \
+            {k: v for k, v in reference.items() if k not in ("parts", "feature_set")}
+        got = pd.read_parquet(io.BytesIO(lake.read_bytes(s3, BUCKET, manifest["parts"][0])))
+        pd.testing.assert_frame_equal(got, read_partition(s3, d))
 
 
 def test_artifact_is_deterministic(tmp_path):

@@ -1,5 +1,5 @@
 """Failure drills on a running local stack: ``kill -9`` of a component, of a running task's
-process and of the feature job's Spark driver, as an operator would rehearse them. Used by the
+process and of the JVM running the feature job, as an operator would rehearse them. Used by the
 backfill benchmark and the end-to-end suite; each returns what it killed so the caller can
 check that the supervisor and Airflow's retries brought it back.
 """
@@ -25,8 +25,10 @@ def kill_component(settings: Settings, name: str) -> int:
     return pid
 
 
-def spark_job(settings: Settings) -> Any | None:
-    """The feature job's spark-submit process, if one is running under the stack (psutil)."""
+def spark_job(settings: Settings, api: Any = None) -> Any | None:
+    """The JVM running the feature job, while a build runs (psutil): the job's spark-submit
+    driver, or the stack's Spark Connect server, which runs the builds when the stack has one,
+    while ``api`` (an :class:`~contrail.stack.api.AirflowClient`) shows ``features.build`` running."""
     import psutil
 
     for proc in local.stack_processes(settings):
@@ -36,7 +38,12 @@ def spark_job(settings: Settings) -> Any | None:
             continue
         if "SparkSubmit" in cmd and "SparkConnectServer" not in cmd and any(m in cmd for m in SPARK_JOB_MARKERS):
             return proc
-    return None
+    if api is None or not settings.spark_remote:
+        return None
+    running = api.request("GET", "/dags/features/dagRuns/~/taskInstances",
+                          params={"state": "running", "task_id": "build"})["task_instances"]
+    pid = local.running(settings).get("spark-connect")
+    return psutil.Process(pid) if running and pid else None
 
 
 def kill_process(proc: Any) -> int:

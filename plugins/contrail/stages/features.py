@@ -243,19 +243,25 @@ def plan_task(context: dict) -> dict:
 
 
 def build_local_task(planned: dict, context: dict) -> dict:
-    """Run the job with local spark-submit, then audit and publish."""
+    """Run the job on this machine, then audit and publish: on the stack's Spark Connect
+    server when there is one (``settings.spark_remote``), else with a spark-submit."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from contrail.features import run_local
+    from contrail.features import run_local, run_on_connect
     from contrail_spark.package import build_artifact
 
     if not planned.get("targets"):
         raise AirflowSkipException("no validated partition is pending")
+    remote = connections.settings().spark_remote
     with tempfile.TemporaryDirectory() as tmp:
+        # the code that runs is the code the plan's job_version names, or nothing runs
         artifact = build_artifact(Path(tmp))
         if artifact.name != planned["artifact_uri"].rsplit("/", 1)[-1]:
             raise RuntimeError(f"job code changed since planning: {artifact.name} vs {planned['artifact_uri']}")
-        run_local(planned["plan_uri"], artifact=artifact, env=connections.aws_env())
+        if remote:
+            run_on_connect(planned["plan_uri"], remote=remote, s3=connections.s3())
+        else:
+            run_local(planned["plan_uri"], artifact=artifact, env=connections.aws_env())
     return publish_task(planned, context)
 
 

@@ -88,12 +88,12 @@ def stream_spark(remote: str | None):
     if remote:
         from pyspark.sql import SparkSession
 
-        _check_reachable(remote)
+        check_reachable(remote)
         return SparkSession.builder.remote(remote).getOrCreate()
     return local_spark()
 
 
-def _check_reachable(remote: str, timeout: float = 5.0) -> None:
+def check_reachable(remote: str, timeout: float = 5.0) -> None:
     """Fail in seconds, naming the endpoint, rather than in the client's minutes of retries."""
     import socket
     from urllib.parse import urlparse
