@@ -9,7 +9,10 @@ audits it and only a passing day is published (manifest naming the build's parts
 `_SUCCESS`), and the `features_<set>` asset is emitted with the published dates. `CONTRAIL_SPARK_RUNNER` picks where
 the job runs:
 
-- `local`: `spark-submit` on `local[*]` with the content-hashed artifact.
+- `local`: on this machine. With the stack's Spark Connect server (`CONTRAIL_SPARK_REMOTE`, set
+  by the local stack) the job runs there, on a JVM already warm; without one, a `spark-submit`
+  of the content-hashed artifact. Either way the artifact is built first and must be the
+  plan's `job_version`.
 - `emr`: a transient cluster per run — `plan` → `upload_entry` → `create_cluster` →
   `add_steps` → `wait_for_step` (deferrable) → `terminate_cluster` (**all_done**: runs after
   a failed or timed-out step too; skips only when no cluster was created) → `publish`.
