@@ -38,6 +38,8 @@ log = logging.getLogger("contrail.emulator")
 SERVICES: tuple[str, ...] = ("s3", "sqs", "firehose", "emr", "emr-serverless", "iam", "sts", "logs",
                              "dynamodb", "kinesis")
 MUTATING = frozenset({"PUT", "POST", "DELETE", "PATCH"})
+# the pause before a snapshot is at least this many times the last one's duration
+SNAPSHOT_PACE = 9.0
 
 
 def _reduce_lock(lock: Any) -> tuple[Callable[[], Any], tuple[()]]:
@@ -223,13 +225,18 @@ class DurableState:
         self._dirty.set()
 
     def run(self) -> None:
+        last_s = 0.0
         while not self._stop.is_set():
             if self._dirty.wait(timeout=0.5):
-                time.sleep(self.debounce_s)  # let a burst of writes finish first
+                # let a burst of writes finish first; a snapshot walks every key, so a large lake
+                # is snapshotted less often: at most a tenth of the time goes to snapshots
+                time.sleep(max(self.debounce_s, SNAPSHOT_PACE * last_s))
+                started = time.monotonic()
                 try:
                     self.save()
                 except Exception:  # keep serving; the next save retries
                     log.exception("emulator snapshot failed")
+                last_s = time.monotonic() - started
 
     def stop(self) -> None:
         self._stop.set()
