@@ -52,6 +52,7 @@ MANIFEST = "_manifest.json"
 SUCCESS = "_SUCCESS"
 REASON = "reason.json"
 POINTER = "_pointer.json"
+INCOMING_ROOT = "incoming/"
 LANDING_ROOT = "landing/"
 QUARANTINE_ROOT = "quarantine/"
 STREAM_ROOT = "stream/"
@@ -70,6 +71,9 @@ EMR_LOGS = "logs/emr/"
 IO_THREADS = 8  # concurrent S3 requests of one publish: they wait on the network, not the cores
 
 _VERSIONED = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/v=(\d{4,})")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# landing's rejects: quarantine/<ds>/dt=<dt>/<sha12>/… (quality's are …/dt=<dt>/v=NNNN/…)
+_LANDING_REJECT = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/(?!v=\d)[^/]+/")
 _MANIFEST_KEY = re.compile(r"v=(\d{4,})/" + re.escape(MANIFEST) + r"$")
 _VERSION_DIR = re.compile(r"v=(\d{4,})/")
 _SUCCESS_KEY = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/" + re.escape(SUCCESS) + "$")
@@ -84,7 +88,7 @@ def dt_str(dt: date | str) -> str:
 
 def incoming_prefix(dataset: str, dt: date | str) -> str:
     """Where upstream drops a day's export: ``incoming/<dataset>/<date>/``."""
-    return f"incoming/{dataset}/{dt_str(dt)}/"
+    return f"{INCOMING_ROOT}{dataset}/{dt_str(dt)}/"
 
 
 def landing_partition(dataset: str, dt: date | str) -> str:
@@ -196,6 +200,18 @@ def pending_validation(manifest_keys: Iterable[str], result_keys: Iterable[str])
     done = result_versions(result_keys)
     return [PartitionVersion(dt, v) for dt, v in sorted(current_versions(manifest_keys).items())
             if (dt, v) not in done]
+
+
+def awaiting_landing(dataset: str, incoming_keys: Iterable[str], landing_keys: Iterable[str],
+                     quarantine_keys: Iterable[str]) -> list[str]:
+    """Days upstream has dropped for ``dataset`` (``incoming/<ds>/<date>/…``) that have neither a
+    landed version nor a landing reject yet, oldest first (pure): a landing run is on its way."""
+    prefix = f"{INCOMING_ROOT}{dataset}/"
+    dropped = {key[len(prefix):].split("/", 1)[0] for key in incoming_keys
+               if key.startswith(prefix) and "/" in key[len(prefix):]}
+    landed = set(current_versions(landing_keys))
+    rejected = {match.group(1) for match in map(_LANDING_REJECT.search, quarantine_keys) if match}
+    return sorted(dt for dt in dropped if _DAY.fullmatch(dt) and dt not in landed | rejected)
 
 
 def validation_plan(manifest_keys: Iterable[str], result_keys: Iterable[str], rerun: "Rerun", *,

@@ -116,3 +116,17 @@ def test_a_manifest_without_marker_is_not_published(s3):
     s3.put_object(Bucket=BUCKET, Key=partition + "_manifest.json", Body=json.dumps({**manifest, "dt": "2013-01-03"}))
     assert catalog.published(s3, BUCKET, "features/fs/") == {}
     assert catalog.published_one(s3, BUCKET, partition) is None
+
+
+def test_awaiting_landing_is_dropped_minus_landed_and_rejected():
+    incoming = ["incoming/flights/2013-01-01/flights.csv.gz", "incoming/flights/2013-01-02/flights.csv.gz",
+                "incoming/flights/2013-01-03/flights.csv.gz", "incoming/flights/2013-01-04/a.csv.gz",
+                "incoming/flights/2013-01-04/b.csv.gz", "incoming/weather/2013-01-05/weather.csv.gz",
+                "incoming/flights/README", "incoming/flights/not-a-day/x.csv"]
+    landed = [catalog.landing_manifest_key("flights", "2013-01-01", 1),
+              catalog.landing_manifest_key("weather", "2013-01-05", 1)]
+    rejected = [catalog.landing_quarantine_key("flights", "2013-01-02", "ab" * 32, "flights.csv.gz"),
+                # quality's reject of a landed version does not make a day landed
+                catalog.quality_quarantine_prefix("flights", "2013-01-03", 1) + "reason.json"]
+    assert catalog.awaiting_landing("flights", incoming, landed, rejected) == ["2013-01-03", "2013-01-04"]
+    assert catalog.awaiting_landing("weather", incoming, landed, rejected) == []

@@ -62,10 +62,15 @@ def pending_feature_dates(validated: dict[str, dict[date, dict]], built: dict[da
 
 
 def awaiting_validation(s3, bucket: str, dataset: str) -> set[date]:
-    """Days whose current landed version of ``dataset`` has no quality result yet: a quality run
-    is on its way for them (landing emitted the asset that schedules it)."""
-    return {date.fromisoformat(pv.dt)
-            for pv in catalog.pending_validation(*catalog.validation_keys(s3, bucket, dataset))}
+    """Days of ``dataset`` on their way to a quality result: dropped and not landed yet (nor
+    rejected by landing), or landed in a version with no quality result yet. The landing or
+    quality run on its way emits the asset that leads to the next features run."""
+    manifest_keys, result_keys = catalog.validation_keys(s3, bucket, dataset)
+    dropped = [o.key for o in lake.list_objects(s3, bucket, f"{catalog.INCOMING_ROOT}{dataset}/")]
+    rejected = [o.key for o in lake.list_objects(s3, bucket, catalog.quarantine_zone(dataset))]
+    on_their_way = {pv.dt for pv in catalog.pending_validation(manifest_keys, result_keys)}
+    on_their_way |= set(catalog.awaiting_landing(dataset, dropped, manifest_keys, rejected))
+    return {date.fromisoformat(dt) for dt in on_their_way}
 
 
 def held_back(targets: Collection[date], awaiting: Mapping[str, Collection[date]], *,
@@ -140,7 +145,7 @@ def plan(s3, bucket: str, *, feature_set: str, run_id: str, artifact_dir: Path,
         job_version, version_of_suite = artifact.stem.rsplit("-", 1)[-1], suite_version("features")
     wanted = dates_to_build(validated, manifests, rerun, job_version=job_version,
                             suite_version=version_of_suite)
-    # a day reading a partition still being judged waits for the quality run on its way
+    # a day reading a partition still being landed or judged waits for the runs on their way
     awaiting = {ds: awaiting_validation(s3, bucket, ds) for ds in DATASETS}
     held = sorted(held_back(wanted, awaiting))
     targets = [dt for dt in wanted if dt not in held]
