@@ -160,3 +160,23 @@ def test_plan_holds_back_the_days_after_a_landed_partition_still_awaiting_its_ve
     planned = features_stage.plan(moto_s3, bucket, feature_set=FEATURE_SET, run_id="scheduled__2",
                                   artifact_dir=tmp_path / "b")
     assert planned["targets"] == ["2013-03-01", "2013-03-02", "2013-03-04", "2013-03-05", "2013-03-06"]
+
+
+def test_plan_holds_back_the_days_after_a_dropped_partition_not_landed_yet(moto_s3, new_lake, tmp_path):
+    """Landings finishing out of order (a landing retried after the scheduler died): a day
+    dropped but not landed holds the days whose window reads it, until it lands or is
+    rejected by landing."""
+    bucket = new_lake()
+    _validate(moto_s3, FIRST, LAST)
+    late = date(2013, 3, 3)
+    lake.delete_keys(moto_s3, bucket, [catalog.validated_pointer_key("flights", late)])
+    moto_s3.put_object(Bucket=bucket, Key=catalog.incoming_prefix("flights", late) + "flights.csv.gz", Body=b"x")
+    planned = features_stage.plan(moto_s3, bucket, feature_set=FEATURE_SET, run_id="scheduled__1",
+                                  artifact_dir=tmp_path / "a")
+    assert planned["targets"] == ["2013-03-01", "2013-03-02"]
+    # rejected by landing (quarantined): nothing is on its way, the hold is lifted
+    moto_s3.put_object(Bucket=bucket, Key=catalog.landing_quarantine_key("flights", late, "ab" * 32, "flights.csv.gz"),
+                       Body=b"x")
+    planned = features_stage.plan(moto_s3, bucket, feature_set=FEATURE_SET, run_id="scheduled__2",
+                                  artifact_dir=tmp_path / "b")
+    assert planned["targets"] == ["2013-03-01", "2013-03-02", "2013-03-04", "2013-03-05", "2013-03-06"]
