@@ -81,7 +81,8 @@ def test_a_worker_killed_mid_task_loses_no_partition(stack, pipeline_run):
 
     ti = api.request("GET", f"/dags/{victim['dag_id']}/dagRuns/{victim['dag_run_id']}/taskInstances/"
                             f"{victim['task_id']}")
-    assert ti["state"] == "success" and ti["try_number"] > victim["try_number"], ti
+    # retried; a build whose run had nothing left to build (another run built the day) skips
+    assert ti["state"] in ("success", "skipped") and ti["try_number"] > victim["try_number"], ti
     assert local.supervision(stack)[worker]["restarts"] >= 1
     # identical to an undisturbed day: one landed version each, validated once, built and scored once
     assert partition_shape(stack, s3, KILL_DAY) == partition_shape(stack, s3, DAYS[-1])
