@@ -208,6 +208,9 @@ def components(settings: Settings) -> list[Component]:
             "--conf", f"spark.driver.host={host}",
             "--conf", "spark.ui.enabled=false",
             "--conf", "spark.sql.session.timeZone=UTC",
+            # what the feature job sets on its session, also the default of a session the server
+            # creates after a restart, when a client's retried request resumes a build
+            "--conf", "spark.sql.parquet.outputTimestampType=TIMESTAMP_MICROS",
             "--conf", "spark.sql.shuffle.partitions=2",
             "--conf", f"spark.local.dir={p['spark_connect']}",
         ], lambda: _port_open(host, ports.spark_connect), blocking=False),
