@@ -173,9 +173,13 @@ def spark_connect_server(tmp_path_factory, emulator_env):
         proc.wait(timeout=60)
 
 
-def test_run_on_connect_builds_what_spark_submit_builds(spark, s3, validated, first_run, spark_connect_server):
+def test_run_on_connect_builds_what_spark_submit_builds(spark, s3, validated, first_run, spark_connect_server,
+                                                       monkeypatch):
     """The stack's path: the job's plans on a warm Spark Connect server, staging through this
     machine's disk; the same rows, columns and manifest as the job in its own session."""
+    # a Connect session marks its process as Connect-only (a task process ends with its task);
+    # this one goes on with local sessions, so the mark is taken back at the end of the test
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
     plan = features.plan_features(validated, TARGETS, feature_set="flights_v1_connect", job_version="test0001",
                                   bucket=BUCKET, build=BUILD)
     counts = features.run_on_connect(put_plan(s3, plan, "connect"), remote=spark_connect_server, s3=s3)
