@@ -86,9 +86,13 @@ def dt_str(dt: date | str) -> str:
 
 # ---------------------------------------------------------------------------- landing zone
 
+def incoming_zone(dataset: str) -> str:
+    return f"{INCOMING_ROOT}{dataset}/"
+
+
 def incoming_prefix(dataset: str, dt: date | str) -> str:
     """Where upstream drops a day's export: ``incoming/<dataset>/<date>/``."""
-    return f"{INCOMING_ROOT}{dataset}/{dt_str(dt)}/"
+    return f"{incoming_zone(dataset)}{dt_str(dt)}/"
 
 
 def landing_partition(dataset: str, dt: date | str) -> str:
@@ -206,7 +210,7 @@ def awaiting_landing(dataset: str, incoming_keys: Iterable[str], landing_keys: I
                      quarantine_keys: Iterable[str]) -> list[str]:
     """Days upstream has dropped for ``dataset`` (``incoming/<ds>/<date>/…``) that have neither a
     landed version nor a landing reject yet, oldest first (pure): a landing run is on its way."""
-    prefix = f"{INCOMING_ROOT}{dataset}/"
+    prefix = incoming_zone(dataset)
     dropped = {key[len(prefix):].split("/", 1)[0] for key in incoming_keys
                if key.startswith(prefix) and "/" in key[len(prefix):]}
     landed = set(current_versions(landing_keys))

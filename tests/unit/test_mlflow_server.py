@@ -11,24 +11,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def test_the_server_is_one_process_serving_tracking_and_artifacts(tmp_path: Path) -> None:
@@ -52,7 +41,7 @@ def test_the_server_is_one_process_serving_tracking_and_artifacts(tmp_path: Path
                 time.sleep(0.5)
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
         assert b"uvicorn" in cmdline and b"mlflow.server.fastapi_app:app" in cmdline
-        assert _children(proc.pid) == []  # no parent left waiting on a uvicorn child
+        assert psutil.Process(proc.pid).children() == []  # no parent left waiting on a uvicorn child
 
         from mlflow import MlflowClient
 

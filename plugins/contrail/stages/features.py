@@ -66,7 +66,7 @@ def awaiting_validation(s3, bucket: str, dataset: str) -> set[date]:
     rejected by landing), or landed in a version with no quality result yet. The landing or
     quality run on its way emits the asset that leads to the next features run."""
     manifest_keys, result_keys = catalog.validation_keys(s3, bucket, dataset)
-    dropped = [o.key for o in lake.list_objects(s3, bucket, f"{catalog.INCOMING_ROOT}{dataset}/")]
+    dropped = [o.key for o in lake.list_objects(s3, bucket, catalog.incoming_zone(dataset))]
     rejected = [o.key for o in lake.list_objects(s3, bucket, catalog.quarantine_zone(dataset))]
     on_their_way = {pv.dt for pv in catalog.pending_validation(manifest_keys, result_keys)}
     on_their_way |= set(catalog.awaiting_landing(dataset, dropped, manifest_keys, rejected))
