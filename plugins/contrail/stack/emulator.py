@@ -10,7 +10,9 @@ The pickle holds each S3 object's metadata and the name of its content; the byte
 once, to a file named by their SHA-256 beside it (:class:`ObjectFiles`). A snapshot therefore
 costs the objects written since the last one, not the whole lake: pickling a year's lake inline
 after every burst held two more copies of it in memory (the pickle's own, and its memo of every
-object's bytes) and was the stack's second use of CPU.
+object's bytes) and was the stack's second use of CPU. Once its content file is written, a key
+reads its bytes from that file (:class:`StoredContent`): the emulator's memory holds the objects
+written since the last snapshot, not the lake (a year's lake held in moto's buffers was 1.3 GB).
 
 The snapshot is the emulator's own state file under ``.contrail/``; it is never shipped or
 loaded from anywhere else (it is a pickle, so it must stay a private local file).
@@ -22,6 +24,7 @@ import argparse
 import copyreg
 import functools
 import hashlib
+import io
 import logging
 import os
 import pickle
@@ -29,7 +32,6 @@ import signal
 import sys
 import threading
 import time
-import weakref
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable
 
@@ -76,37 +78,91 @@ def restore_state(state: dict[str, dict[str, dict[str, Any]]]) -> int:
     return restored
 
 
+class StoredContent:
+    """A key's bytes in their content file, as the buffer moto reads a key through (``seek``,
+    ``read``): read from disk when asked, never held in memory. A new value (moto's setter
+    truncates, then writes) is held in memory again until the next snapshot stores it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._position = 0
+        self._memory: io.BytesIO | None = None
+
+    @property
+    def stored(self) -> bool:
+        return self._memory is None
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if self._memory is not None:
+            return self._memory.seek(offset, whence)
+        if whence == io.SEEK_END:
+            offset += self.path.stat().st_size
+        elif whence == io.SEEK_CUR:
+            offset += self._position
+        self._position = offset
+        return offset
+
+    def tell(self) -> int:
+        return self._memory.tell() if self._memory is not None else self._position
+
+    def read(self, size: int = -1) -> bytes:
+        if self._memory is not None:
+            return self._memory.read(size)
+        with self.path.open("rb") as fh:
+            fh.seek(self._position)
+            data = fh.read(size)
+        self._position += len(data)
+        return data
+
+    def truncate(self, size: int | None = None) -> int:
+        if self._memory is None:
+            self.seek(0)
+            self._memory = io.BytesIO(self.read(size if size is not None else -1))
+        return self._memory.truncate(size)
+
+    def write(self, data: bytes) -> int:
+        if self._memory is None:
+            self.truncate(self._position)
+            self._memory.seek(self._position)  # type: ignore[union-attr]
+        return self._memory.write(data)  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        if self._memory is not None:
+            self._memory.close()
+
+
 class ObjectFiles:
     """The S3 objects' bytes of the snapshots: one file per content, named by its SHA-256.
 
     An S3 object is immutable: a PUT makes a new key (a new version), so a key's content is
-    hashed and written once, the first snapshot after its PUT, and remembered by key."""
+    hashed and written once, the first snapshot after its PUT; from then on the key reads it
+    from that file."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._names: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
 
     def name_of(self, key: Any) -> str:
-        """The file holding ``key``'s bytes, written if no snapshot holds them yet."""
-        known = self._names.get(key)
-        if known is not None and known[0] == key.contentsize:
-            return known[1]
-        value = key.value
-        name = hashlib.sha256(value).hexdigest()
-        path = self.directory / name
-        if not path.exists():
-            self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-            tmp.write_bytes(value)
-            os.replace(tmp, path)
-        self.remember(key, name)
+        """The file holding ``key``'s bytes, written if no snapshot holds them yet; the key then
+        reads its bytes from the file and lets go of its in-memory buffer."""
+        buffer = key._value_buffer
+        if isinstance(buffer, StoredContent) and buffer.stored:
+            return buffer.path.name
+        with key.lock:  # moto's value getter holds it: no read sees the buffers swapped
+            buffer.seek(0)
+            value = buffer.read()
+            name = hashlib.sha256(value).hexdigest()
+            path = self.directory / name
+            if not path.exists():
+                self.directory.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+                tmp.write_bytes(value)
+                os.replace(tmp, path)
+            key._value_buffer = StoredContent(path)
+        buffer.close()
         return name
 
-    def remember(self, key: Any, name: str) -> None:
-        self._names[key] = (key.contentsize, name)
-
-    def read(self, name: str) -> bytes:
-        return (self.directory / name).read_bytes()
+    def open(self, name: str) -> StoredContent:
+        return StoredContent(self.directory / name)
 
     def keep_only(self, names: set[str]) -> int:
         """Delete the files no snapshot names any more; returns how many."""
@@ -127,11 +183,13 @@ def _key_state(key: Any) -> dict[str, Any]:
 
 
 def _restored_key(objects: ObjectFiles, name: str, state: dict[str, Any]) -> Any:
+    """A key as moto's ``__setstate__`` makes it, its bytes left in their content file."""
     from moto.s3.models import FakeKey
 
     key = FakeKey.__new__(FakeKey)
-    key.__setstate__({**state, "value": objects.read(name)})
-    objects.remember(key, name)
+    key.__dict__.update(state)
+    key._value_buffer = objects.open(name)
+    key.lock = threading.Lock()
     return key
 
 
