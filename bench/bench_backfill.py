@@ -211,7 +211,10 @@ class Drills:
                                    params={"state": "running", "limit": 100})["task_instances"]
             victim = next((t for t in tis if t["dag_id"] in ("quality", "features") and t.get("pid")), None)
             if victim:
-                os.kill(int(victim["pid"]), signal.SIGKILL)
+                try:
+                    os.kill(int(victim["pid"]), signal.SIGKILL)
+                except ProcessLookupError:  # it finished since the listing: the next check picks another
+                    return
                 self._record("task", f"{victim['dag_id']}.{victim['task_id']}")
         elif "task" in self.killed and "spark job" not in self.killed:
             job = drills.spark_job(self.settings, self.api)
