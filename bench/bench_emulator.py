@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -86,7 +87,7 @@ def measure(variant: str, *, objects: int, writers: int, settle_s: float) -> dic
     finally:
         proc.terminate()
         proc.wait(timeout=120)
-        subprocess.run(["rm", "-rf", str(state)], check=False)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def main() -> None:

@@ -51,7 +51,7 @@ from contrail.stack.state import AIRFLOW_USER, airflow_password, ensure_secrets,
 # glibc's malloc for the emulator, whose request threads allocate each S3 object's bytes: large
 # buffers mapped and unmapped on their own (a fixed threshold; glibc otherwise raises it as
 # buffers are freed, and later ones come from arenas that keep their freed pages) and two
-# arenas, not 16. A synthetic lake's emulator: 1,074 -> 298 MiB PSS once snapshotted
+# arenas, not 16. A synthetic 1.1 GB lake's emulator: 1,022 -> 297 MiB PSS once snapshotted
 # (bench/bench_emulator.py)
 EMULATOR_MALLOC = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
 # two cores: a landing task instance is mostly waiting on S3 and on Airflow's API, so six
